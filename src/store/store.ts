@@ -1,0 +1,88 @@
+import type {
+  Agent,
+  AgentStatus,
+  AuditEvent,
+  Binding,
+  CaCertificate,
+  CaSlot,
+  CertificateRecord,
+  Challenge,
+  Device,
+  DeviceStatus,
+  Owner,
+  OwnerStatus,
+} from "./types.js";
+
+/**
+ * The narrow storage interface. Every read and write happens inside `tx`, so the
+ * issuance pipeline can check liveness and record the certificate atomically: a
+ * lifecycle change committed before the transaction is always seen by it.
+ *
+ * Backends: sqlite/ (embedded default) and, later, postgres/. Both are proven by
+ * test/store/conformance.ts.
+ */
+export interface Store {
+  /** Applies numbered migrations not yet applied. Idempotent. */
+  migrate(): Promise<void>;
+  /**
+   * Runs `fn` in one serialisable transaction. Commits if it resolves, rolls back
+   * if it throws (and rethrows). Nested calls are not supported.
+   */
+  tx<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+  /** "sqlite" or "postgres", for logs and metrics. */
+  readonly kind: string;
+}
+
+export interface StoreTx {
+  // owners
+  insertOwner(o: Owner): Promise<void>;
+  getOwner(id: string): Promise<Owner | null>;
+  findOwnerBySubject(issuer: string, subject: string): Promise<Owner | null>;
+  setOwnerStatus(id: string, status: OwnerStatus, at: number): Promise<void>;
+
+  // devices
+  insertDevice(d: Device): Promise<void>;
+  getDevice(id: string): Promise<Device | null>;
+  findDeviceByEkHash(ekPubHash: Buffer): Promise<Device | null>;
+  setDeviceStatus(id: string, status: DeviceStatus, at: number): Promise<void>;
+
+  // agents and their bindings
+  insertAgent(a: Agent): Promise<void>; // store.conflict if (ownerId, name) is taken
+  getAgent(id: string): Promise<Agent | null>;
+  listAgentsByOwner(ownerId: string): Promise<Agent[]>;
+  setAgentStatus(id: string, status: AgentStatus, at: number): Promise<void>;
+  markAgentIssued(id: string, at: number): Promise<void>;
+  upsertBinding(b: Binding): Promise<void>;
+  getBinding(agentId: string): Promise<Binding | null>;
+
+  // challenges
+  insertChallenge(c: Challenge): Promise<void>;
+  getChallenge(nonce: Buffer): Promise<Challenge | null>;
+  /**
+   * Marks the challenge consumed if, and only if, it is unconsumed and unexpired at `at`.
+   * Returns true for the one caller that wins. A conditional update, so exactly one
+   * winner across replicas.
+   */
+  consumeChallenge(nonce: Buffer, at: number): Promise<boolean>;
+  deleteExpiredChallenges(before: number): Promise<number>;
+
+  // certificates
+  /** certificate.serial_collision if (issuerKeyId, serial) exists; store.conflict if the challenge already has one. */
+  insertCertificate(c: CertificateRecord): Promise<void>;
+  getCertificate(issuerKeyId: Buffer, serial: Buffer): Promise<CertificateRecord | null>;
+  listCertificatesByAgent(agentId: string): Promise<CertificateRecord[]>;
+  countCertificates(): Promise<number>;
+
+  // CA certificates (root and intermediates, with rotation slots)
+  insertCaCertificate(c: CaCertificate): Promise<void>;
+  listCaCertificates(): Promise<CaCertificate[]>;
+  setCaSlot(id: string, slot: CaSlot): Promise<void>;
+
+  // audit: the audit module computes the chain; the store keeps it
+  /** The last event, locking the chain head until the transaction ends. */
+  auditHead(): Promise<AuditEvent | null>;
+  insertAuditEvent(e: AuditEvent): Promise<void>;
+  /** Events with seq >= fromSeq, in seq order, at most `limit`. */
+  listAuditEvents(fromSeq: number, limit: number): Promise<AuditEvent[]>;
+}

@@ -1,0 +1,113 @@
+// The domain records as the store holds them. Times are epoch milliseconds (numbers),
+// binary values are Buffers. Ids are opaque strings chosen by the caller.
+
+export type OwnerStatus = "active" | "suspended" | "deprovisioned";
+export interface Owner {
+  id: string;
+  issuer: string; // IdP issuer URL
+  subject: string; // IdP `sub`
+  email: string | null;
+  displayName: string | null;
+  status: OwnerStatus;
+  manager: string | null;
+  department: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type DeviceStatus = "active" | "unenrolled";
+export type DeviceKind = "tpm" | "managed";
+export interface Device {
+  id: string;
+  kind: DeviceKind;
+  status: DeviceStatus;
+  ekPubHash: Buffer | null; // SHA-256 of the EK SubjectPublicKeyInfo DER
+  ekCertIssuer: string | null;
+  akName: Buffer | null;
+  akPublic: Buffer | null; // TPM2B_PUBLIC of the activated AK
+  serial: string | null;
+  mdmId: string | null;
+  managed: boolean;
+  compliant: boolean;
+  assignedOwnerId: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type AgentStatus = "active" | "suspended" | "quarantined" | "dormant" | "retired";
+export interface Agent {
+  id: string;
+  name: string;
+  ownerId: string;
+  deviceId: string;
+  spiffeId: string;
+  purpose: string;
+  profile: string;
+  status: AgentStatus;
+  expiresAt: number; // purpose end, mandatory
+  lastIssuedAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** The owner's consent that this agent acts for them; one per agent. */
+export interface Binding {
+  agentId: string;
+  ownerId: string;
+  tokenIssuer: string;
+  tokenSubject: string;
+  authTime: number;
+  affirmedAt: number;
+  expiresAt: number;
+}
+
+export interface Challenge {
+  nonce: Buffer; // 32 bytes, the primary key
+  agentId: string;
+  createdAt: number;
+  expiresAt: number;
+  consumedAt: number | null;
+}
+
+export interface CertificateRecord {
+  issuerKeyId: Buffer; // SKI of the issuing CA certificate
+  serial: Buffer; // unique per issuer
+  agentId: string;
+  challengeNonce: Buffer | null; // unique: a challenge yields at most one certificate
+  notBefore: number;
+  notAfter: number;
+  der: Buffer;
+  fingerprint: Buffer; // SHA-256 of der
+  createdAt: number;
+}
+
+export type CaRole = "root" | "intermediate";
+export type CaSlot = "current" | "next" | "previous" | "retired";
+/** A CA certificate Mayfly holds a key for (or a root it trusts during rotation). */
+export interface CaCertificate {
+  id: string; // hex SKI
+  role: CaRole;
+  slot: CaSlot;
+  keyLabel: string; // KeyStore label of the private key
+  der: Buffer;
+  notBefore: number;
+  notAfter: number;
+  createdAt: number;
+}
+
+export type AuditDecision = "allow" | "deny" | "info";
+/** What a caller supplies; the audit module adds seq, ts and the hash chain. */
+export interface AuditEventInput {
+  type: string; // e.g. "certificate.issue", "challenge.create", "ca.init"
+  decision: AuditDecision;
+  code: string | null; // the MayflyError code on deny
+  actor: string | null; // who asked: "agent:<id>", "owner:<id>", "cli", "scim"
+  subject: string | null; // what it is about: "agent:<id>", "device:<id>", ...
+  data: Record<string, unknown>; // JSON-safe details; never a secret
+}
+export interface AuditEvent extends AuditEventInput {
+  seq: number; // 1, 2, 3, ... contiguous
+  ts: number;
+  prevHash: Buffer; // 32 zero bytes for seq 1
+  hash: Buffer; // SHA-256 over the canonical encoding (see audit/)
+}
