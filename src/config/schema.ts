@@ -1,0 +1,118 @@
+import { z } from "zod";
+import { duration } from "./duration.js";
+
+// The one configuration schema. Every key has a default, so an empty file is a
+// valid development configuration; ca-config/mayfly.full.yaml lists every key with
+// its default and is kept honest by test/config/full-example.test.ts.
+// Secrets are never inline: a SecretRef names a file or an environment variable.
+
+const MINUTE = 60_000;
+const DAY = 86_400_000;
+
+export const secretRef = z.union([
+  z.object({ file: z.string().min(1) }).strict(),
+  z.object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "an environment variable name") }).strict(),
+], { error: "a secret reference, { file: PATH } or { env: NAME }; secrets are never written inline" });
+
+const listen = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):\d{1,5}$/, "host:port, e.g. 127.0.0.1:8443");
+
+const curve = z.enum(["P-256", "P-384"]);
+
+const server = z
+  .object({
+    listen: listen.default("127.0.0.1:8443"),
+    bodyLimitBytes: z.number().int().min(1024).max(1_048_576).default(65_536),
+    tlsDnsNames: z.array(z.string().min(1)).default(["localhost"]),
+    tlsIpAddresses: z.array(z.string().min(1)).default(["127.0.0.1", "::1"]),
+    tlsCertLifetime: duration({ min: MINUTE, max: 90 * DAY }).prefault("7d"),
+  })
+  .strict();
+
+const store = z
+  .object({
+    url: z.string().nullable().default(null),
+    durability: z.enum(["full", "normal"]).default("full"),
+  })
+  .strict();
+
+const keys = z
+  .object({
+    kind: z.enum(["file"]).default("file"),
+    dir: z.string().nullable().default(null),
+    passphrase: secretRef.nullable().default(null),
+  })
+  .strict();
+
+const caName = z.object({ commonName: z.string().min(1), organization: z.string().min(1) }).strict();
+
+const ca = z
+  .object({
+    trustDomain: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9.-]{0,253}[a-z0-9])?$/, "a SPIFFE trust domain: lowercase letters, digits, dots, dashes")
+      .default("mayfly.internal"),
+    createDevRoot: z.boolean().default(true),
+    curve: curve.default("P-256"),
+    root: caName.default({ commonName: "Mayfly Development Root CA", organization: "Mayfly (development)" }),
+    rootLifetime: duration({ min: DAY, max: 30 * 365 * DAY }).prefault("3650d"),
+    intermediate: caName.default({ commonName: "Mayfly Development Intermediate CA", organization: "Mayfly (development)" }),
+    intermediateLifetime: duration({ min: DAY, max: 5 * 365 * DAY }).prefault("365d"),
+  })
+  .strict();
+
+const issuance = z
+  .object({
+    challengeTtl: duration({ min: 5_000, max: 10 * MINUTE }).prefault("60s"),
+    backdate: duration({ max: 5 * MINUTE }).prefault("30s"),
+  })
+  .strict();
+
+export const attestationFormat = z.string().regex(/^[a-z0-9-]+$/);
+const profile = z
+  .object({
+    lifetime: duration({ min: 30_000, max: DAY }).prefault("5m"),
+    maxLifetime: duration({ min: 30_000, max: DAY }).prefault("15m"),
+    formats: z.array(attestationFormat).min(1).default(["tpm-certify", "tpm-quote"]),
+    keyResidency: z.array(z.enum(["tpm", "bound"])).min(1).default(["tpm", "bound"]),
+    agentMaxLifetime: duration({ min: MINUTE }).prefault("90d"),
+  })
+  .strict()
+  .refine((p) => p.lifetime <= p.maxLifetime, { message: "lifetime must not exceed maxLifetime", path: ["lifetime"] });
+
+const owners = z
+  .object({
+    maxAffirmationAge: duration({ min: MINUTE }).prefault("30d"),
+  })
+  .strict();
+
+const log = z
+  .object({
+    level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    dataDir: z.string().min(1).default(".mayfly"),
+    server: server.prefault({}),
+    store: store.prefault({}),
+    keys: keys.prefault({}),
+    ca: ca.prefault({}),
+    issuance: issuance.prefault({}),
+    profiles: z
+      .record(z.string().regex(/^[a-z0-9-]+$/), profile)
+      .default({ default: profile.parse({}) })
+      .refine((p) => "default" in p, { message: 'a profile named "default" is required' }),
+    owners: owners.prefault({}),
+    log: log.prefault({}),
+  })
+  .strict();
+
+/** The raw shape, as written in YAML (durations as text). */
+export type ConfigInput = z.input<typeof configSchema>;
+/** The parsed shape: durations in milliseconds, every default filled in. */
+export type Config = z.output<typeof configSchema>;
+export type Profile = z.output<typeof profile>;
+export type SecretRef = z.output<typeof secretRef>;
