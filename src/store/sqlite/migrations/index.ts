@@ -1,0 +1,7 @@
+import { migration0001 } from "./0001_initial.js";
+import type { Migration } from "./migration.js";
+
+export type { Migration } from "./migration.js";
+
+/** In order; versions contiguous from 1. Append new steps, never reorder. */
+export const SQLITE_MIGRATIONS: readonly Migration[] = [migration0001];

@@ -1,0 +1,170 @@
+import { MayflyError } from "../../errors/index.js";
+import type {
+  Agent,
+  AuditDecision,
+  AuditEvent,
+  Binding,
+  CaCertificate,
+  CertificateRecord,
+  Challenge,
+  Device,
+  Owner,
+} from "../types.js";
+
+// Column lists and row -> record mappers, one per table. Rows come back from
+// better-sqlite3 as plain objects: BIGINT as number (epoch ms fits in 2^53), BLOB as
+// Buffer, BOOLEAN as 0/1.
+
+type Row = Record<string, unknown>;
+
+const str = (v: unknown) => v as string;
+const optStr = (v: unknown) => (v === null ? null : (v as string));
+const num = (v: unknown) => v as number;
+const optNum = (v: unknown) => (v === null ? null : (v as number));
+const buf = (v: unknown) => v as Buffer;
+const optBuf = (v: unknown) => (v === null ? null : (v as Buffer));
+
+export const OWNER_COLS =
+  "id, issuer, subject, email, display_name, status, manager, department, created_at, updated_at";
+export function ownerFromRow(r: Row): Owner {
+  return {
+    id: str(r.id),
+    issuer: str(r.issuer),
+    subject: str(r.subject),
+    email: optStr(r.email),
+    displayName: optStr(r.display_name),
+    status: str(r.status) as Owner["status"],
+    manager: optStr(r.manager),
+    department: optStr(r.department),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+export const DEVICE_COLS =
+  "id, kind, status, ek_pub_hash, ek_cert_issuer, ak_name, ak_public, serial, mdm_id, managed, compliant, " +
+  "assigned_owner_id, created_at, updated_at";
+export function deviceFromRow(r: Row): Device {
+  return {
+    id: str(r.id),
+    kind: str(r.kind) as Device["kind"],
+    status: str(r.status) as Device["status"],
+    ekPubHash: optBuf(r.ek_pub_hash),
+    ekCertIssuer: optStr(r.ek_cert_issuer),
+    akName: optBuf(r.ak_name),
+    akPublic: optBuf(r.ak_public),
+    serial: optStr(r.serial),
+    mdmId: optStr(r.mdm_id),
+    managed: r.managed === 1,
+    compliant: r.compliant === 1,
+    assignedOwnerId: optStr(r.assigned_owner_id),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+export const AGENT_COLS =
+  "id, name, owner_id, device_id, spiffe_id, purpose, profile, status, expires_at, last_issued_at, " +
+  "created_at, updated_at";
+export function agentFromRow(r: Row): Agent {
+  return {
+    id: str(r.id),
+    name: str(r.name),
+    ownerId: str(r.owner_id),
+    deviceId: str(r.device_id),
+    spiffeId: str(r.spiffe_id),
+    purpose: str(r.purpose),
+    profile: str(r.profile),
+    status: str(r.status) as Agent["status"],
+    expiresAt: num(r.expires_at),
+    lastIssuedAt: optNum(r.last_issued_at),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+export const BINDING_COLS =
+  "agent_id, owner_id, token_issuer, token_subject, auth_time, affirmed_at, expires_at";
+export function bindingFromRow(r: Row): Binding {
+  return {
+    agentId: str(r.agent_id),
+    ownerId: str(r.owner_id),
+    tokenIssuer: str(r.token_issuer),
+    tokenSubject: str(r.token_subject),
+    authTime: num(r.auth_time),
+    affirmedAt: num(r.affirmed_at),
+    expiresAt: num(r.expires_at),
+  };
+}
+
+export const CHALLENGE_COLS = "nonce, agent_id, created_at, expires_at, consumed_at";
+export function challengeFromRow(r: Row): Challenge {
+  return {
+    nonce: buf(r.nonce),
+    agentId: str(r.agent_id),
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
+    consumedAt: optNum(r.consumed_at),
+  };
+}
+
+export const CERTIFICATE_COLS =
+  "issuer_key_id, serial, agent_id, challenge_nonce, not_before, not_after, der, fingerprint, created_at";
+export function certificateFromRow(r: Row): CertificateRecord {
+  return {
+    issuerKeyId: buf(r.issuer_key_id),
+    serial: buf(r.serial),
+    agentId: str(r.agent_id),
+    challengeNonce: optBuf(r.challenge_nonce),
+    notBefore: num(r.not_before),
+    notAfter: num(r.not_after),
+    der: buf(r.der),
+    fingerprint: buf(r.fingerprint),
+    createdAt: num(r.created_at),
+  };
+}
+
+export const CA_COLS = "id, role, slot, key_label, der, not_before, not_after, created_at";
+export function caFromRow(r: Row): CaCertificate {
+  return {
+    id: str(r.id),
+    role: str(r.role) as CaCertificate["role"],
+    slot: str(r.slot) as CaCertificate["slot"],
+    keyLabel: str(r.key_label),
+    der: buf(r.der),
+    notBefore: num(r.not_before),
+    notAfter: num(r.not_after),
+    createdAt: num(r.created_at),
+  };
+}
+
+export const AUDIT_COLS = "seq, ts, type, decision, code, actor, subject, data, prev_hash, hash";
+/**
+ * A row whose data is not JSON can only be the result of tampering (or corruption);
+ * it is reported as audit.chain_broken naming the seq, so a verifier can locate it
+ * instead of dying on a parse error.
+ */
+export function auditFromRow(r: Row): AuditEvent {
+  const seq = num(r.seq);
+  let data: unknown;
+  try {
+    data = JSON.parse(str(r.data));
+  } catch (e) {
+    throw new MayflyError("audit.chain_broken", `audit event ${seq}: data is not valid JSON`, {
+      cause: e,
+      extra: { seq, reason: "unreadable" },
+    });
+  }
+  return {
+    seq,
+    ts: num(r.ts),
+    type: str(r.type),
+    decision: str(r.decision) as AuditDecision,
+    code: optStr(r.code),
+    actor: optStr(r.actor),
+    subject: optStr(r.subject),
+    data: data as Record<string, unknown>,
+    prevHash: buf(r.prev_hash),
+    hash: buf(r.hash),
+  };
+}

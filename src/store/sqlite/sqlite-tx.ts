@@ -1,0 +1,278 @@
+import { MayflyError } from "../../errors/index.js";
+import type { StoreTx } from "../store.js";
+import type {
+  Agent,
+  AgentStatus,
+  AuditEvent,
+  Binding,
+  CaCertificate,
+  CaSlot,
+  CertificateRecord,
+  Challenge,
+  Device,
+  DeviceStatus,
+  Owner,
+  OwnerStatus,
+} from "../types.js";
+import {
+  AGENT_COLS,
+  AUDIT_COLS,
+  agentFromRow,
+  auditFromRow,
+  BINDING_COLS,
+  bindingFromRow,
+  CA_COLS,
+  CERTIFICATE_COLS,
+  CHALLENGE_COLS,
+  caFromRow,
+  certificateFromRow,
+  challengeFromRow,
+  DEVICE_COLS,
+  deviceFromRow,
+  OWNER_COLS,
+  ownerFromRow,
+} from "./rows.js";
+import { SqliteTxBase } from "./tx-base.js";
+
+/**
+ * The StoreTx handed to one tx() callback. Every method runs synchronously on the
+ * connection (better-sqlite3 has no async API) and returns a settled promise.
+ */
+export class SqliteTx extends SqliteTxBase implements StoreTx {
+  // owners
+  async insertOwner(o: Owner): Promise<void> {
+    this.run("insertOwner", `INSERT INTO owners (${OWNER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+      o.id,
+      o.issuer,
+      o.subject,
+      o.email,
+      o.displayName,
+      o.status,
+      o.manager,
+      o.department,
+      o.createdAt,
+      o.updatedAt,
+    ]);
+  }
+  async getOwner(id: string): Promise<Owner | null> {
+    const r = this.get("getOwner", `SELECT ${OWNER_COLS} FROM owners WHERE id = ?`, [id]);
+    return r ? ownerFromRow(r) : null;
+  }
+  async findOwnerBySubject(issuer: string, subject: string): Promise<Owner | null> {
+    const sql = `SELECT ${OWNER_COLS} FROM owners WHERE issuer = ? AND subject = ?`;
+    const r = this.get("findOwnerBySubject", sql, [issuer, subject]);
+    return r ? ownerFromRow(r) : null;
+  }
+  async setOwnerStatus(id: string, status: OwnerStatus, at: number): Promise<void> {
+    const r = this.run("setOwnerStatus", "UPDATE owners SET status = ?, updated_at = ? WHERE id = ?", [
+      status,
+      at,
+      id,
+    ]);
+    this.mustChange(r, () => new MayflyError("owner.not_found", `no owner ${id}`));
+  }
+
+  // devices
+  async insertDevice(d: Device): Promise<void> {
+    const sql = `INSERT INTO devices (${DEVICE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+    this.run("insertDevice", sql, [
+      d.id,
+      d.kind,
+      d.status,
+      d.ekPubHash,
+      d.ekCertIssuer,
+      d.akName,
+      d.akPublic,
+      d.serial,
+      d.mdmId,
+      d.managed ? 1 : 0,
+      d.compliant ? 1 : 0,
+      d.assignedOwnerId,
+      d.createdAt,
+      d.updatedAt,
+    ]);
+  }
+  async getDevice(id: string): Promise<Device | null> {
+    const r = this.get("getDevice", `SELECT ${DEVICE_COLS} FROM devices WHERE id = ?`, [id]);
+    return r ? deviceFromRow(r) : null;
+  }
+  async findDeviceByEkHash(ekPubHash: Buffer): Promise<Device | null> {
+    const sql = `SELECT ${DEVICE_COLS} FROM devices WHERE ek_pub_hash = ?`;
+    const r = this.get("findDeviceByEkHash", sql, [ekPubHash]);
+    return r ? deviceFromRow(r) : null;
+  }
+  async setDeviceStatus(id: string, status: DeviceStatus, at: number): Promise<void> {
+    const r = this.run("setDeviceStatus", "UPDATE devices SET status = ?, updated_at = ? WHERE id = ?", [
+      status,
+      at,
+      id,
+    ]);
+    this.mustChange(r, () => new MayflyError("device.not_found", `no device ${id}`));
+  }
+
+  // agents and bindings
+  async insertAgent(a: Agent): Promise<void> {
+    const sql = `INSERT INTO agents (${AGENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+    this.run("insertAgent", sql, [
+      a.id,
+      a.name,
+      a.ownerId,
+      a.deviceId,
+      a.spiffeId,
+      a.purpose,
+      a.profile,
+      a.status,
+      a.expiresAt,
+      a.lastIssuedAt,
+      a.createdAt,
+      a.updatedAt,
+    ]);
+  }
+  async getAgent(id: string): Promise<Agent | null> {
+    const r = this.get("getAgent", `SELECT ${AGENT_COLS} FROM agents WHERE id = ?`, [id]);
+    return r ? agentFromRow(r) : null;
+  }
+  async listAgentsByOwner(ownerId: string): Promise<Agent[]> {
+    const sql = `SELECT ${AGENT_COLS} FROM agents WHERE owner_id = ? ORDER BY created_at, id`;
+    return this.all("listAgentsByOwner", sql, [ownerId]).map(agentFromRow);
+  }
+  async setAgentStatus(id: string, status: AgentStatus, at: number): Promise<void> {
+    const r = this.run("setAgentStatus", "UPDATE agents SET status = ?, updated_at = ? WHERE id = ?", [
+      status,
+      at,
+      id,
+    ]);
+    this.mustChange(r, () => new MayflyError("agent.not_found", `no agent ${id}`));
+  }
+  async markAgentIssued(id: string, at: number): Promise<void> {
+    const r = this.run("markAgentIssued", "UPDATE agents SET last_issued_at = ? WHERE id = ?", [at, id]);
+    this.mustChange(r, () => new MayflyError("agent.not_found", `no agent ${id}`));
+  }
+  async upsertBinding(b: Binding): Promise<void> {
+    // ON CONFLICT ... DO UPDATE is the same statement in SQLite (>= 3.24) and PostgreSQL.
+    const sql =
+      `INSERT INTO bindings (${BINDING_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET ` +
+      "owner_id = excluded.owner_id, token_issuer = excluded.token_issuer, " +
+      "token_subject = excluded.token_subject, auth_time = excluded.auth_time, " +
+      "affirmed_at = excluded.affirmed_at, expires_at = excluded.expires_at";
+    this.run("upsertBinding", sql, [
+      b.agentId,
+      b.ownerId,
+      b.tokenIssuer,
+      b.tokenSubject,
+      b.authTime,
+      b.affirmedAt,
+      b.expiresAt,
+    ]);
+  }
+  async getBinding(agentId: string): Promise<Binding | null> {
+    const r = this.get("getBinding", `SELECT ${BINDING_COLS} FROM bindings WHERE agent_id = ?`, [agentId]);
+    return r ? bindingFromRow(r) : null;
+  }
+
+  // challenges
+  async insertChallenge(c: Challenge): Promise<void> {
+    this.run("insertChallenge", `INSERT INTO challenges (${CHALLENGE_COLS}) VALUES (?, ?, ?, ?, ?)`, [
+      c.nonce,
+      c.agentId,
+      c.createdAt,
+      c.expiresAt,
+      c.consumedAt,
+    ]);
+  }
+  async getChallenge(nonce: Buffer): Promise<Challenge | null> {
+    const r = this.get("getChallenge", `SELECT ${CHALLENGE_COLS} FROM challenges WHERE nonce = ?`, [nonce]);
+    return r ? challengeFromRow(r) : null;
+  }
+  async consumeChallenge(nonce: Buffer, at: number): Promise<boolean> {
+    // The condition lives in the UPDATE, not in a prior read: whoever's update changes
+    // the row won, on any number of connections or replicas.
+    const sql =
+      "UPDATE challenges SET consumed_at = ? WHERE nonce = ? AND consumed_at IS NULL AND expires_at > ?";
+    return this.run("consumeChallenge", sql, [at, nonce, at]).changes === 1;
+  }
+  async deleteExpiredChallenges(before: number): Promise<number> {
+    return this.run("deleteExpiredChallenges", "DELETE FROM challenges WHERE expires_at < ?", [before])
+      .changes;
+  }
+
+  // certificates
+  async insertCertificate(c: CertificateRecord): Promise<void> {
+    this.run(
+      "insertCertificate",
+      `INSERT INTO certificates (${CERTIFICATE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        c.issuerKeyId,
+        c.serial,
+        c.agentId,
+        c.challengeNonce,
+        c.notBefore,
+        c.notAfter,
+        c.der,
+        c.fingerprint,
+        c.createdAt,
+      ],
+    );
+  }
+  async getCertificate(issuerKeyId: Buffer, serial: Buffer): Promise<CertificateRecord | null> {
+    const sql = `SELECT ${CERTIFICATE_COLS} FROM certificates WHERE issuer_key_id = ? AND serial = ?`;
+    const r = this.get("getCertificate", sql, [issuerKeyId, serial]);
+    return r ? certificateFromRow(r) : null;
+  }
+  async listCertificatesByAgent(agentId: string): Promise<CertificateRecord[]> {
+    const sql =
+      `SELECT ${CERTIFICATE_COLS} FROM certificates WHERE agent_id = ? ` +
+      "ORDER BY created_at, issuer_key_id, serial";
+    return this.all("listCertificatesByAgent", sql, [agentId]).map(certificateFromRow);
+  }
+  async countCertificates(): Promise<number> {
+    const r = this.get("countCertificates", "SELECT COUNT(*) AS n FROM certificates", []);
+    return Number(r?.n ?? 0);
+  }
+
+  // CA certificates
+  async insertCaCertificate(c: CaCertificate): Promise<void> {
+    this.run(
+      "insertCaCertificate",
+      `INSERT INTO ca_certificates (${CA_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      [c.id, c.role, c.slot, c.keyLabel, c.der, c.notBefore, c.notAfter, c.createdAt],
+    );
+  }
+  async listCaCertificates(): Promise<CaCertificate[]> {
+    const sql = `SELECT ${CA_COLS} FROM ca_certificates ORDER BY created_at, id`;
+    return this.all("listCaCertificates", sql, []).map(caFromRow);
+  }
+  async setCaSlot(id: string, slot: CaSlot): Promise<void> {
+    const r = this.run("setCaSlot", "UPDATE ca_certificates SET slot = ? WHERE id = ?", [slot, id]);
+    this.mustChange(r, () => new MayflyError("request.not_found", `no CA certificate ${id}`));
+  }
+
+  // audit
+  async auditHead(): Promise<AuditEvent | null> {
+    // BEGIN IMMEDIATE already holds the write lock, so the head cannot move under us.
+    const r = this.get("auditHead", `SELECT ${AUDIT_COLS} FROM audit_events ORDER BY seq DESC LIMIT 1`, []);
+    return r ? auditFromRow(r) : null;
+  }
+  async insertAuditEvent(e: AuditEvent): Promise<void> {
+    this.run(
+      "insertAuditEvent",
+      `INSERT INTO audit_events (${AUDIT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        e.seq,
+        e.ts,
+        e.type,
+        e.decision,
+        e.code,
+        e.actor,
+        e.subject,
+        JSON.stringify(e.data),
+        e.prevHash,
+        e.hash,
+      ],
+    );
+  }
+  async listAuditEvents(fromSeq: number, limit: number): Promise<AuditEvent[]> {
+    const sql = `SELECT ${AUDIT_COLS} FROM audit_events WHERE seq >= ? ORDER BY seq LIMIT ?`;
+    return this.all("listAuditEvents", sql, [fromSeq, limit]).map(auditFromRow);
+  }
+}
