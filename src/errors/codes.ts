@@ -60,6 +60,11 @@ export const ERROR_CODES = {
   // store
   "store.conflict": { status: 409, title: "A concurrent change conflicted" },
 
+  // tpm
+  "tpm.malformed": { status: 400, title: "A TPM structure is malformed" },
+  "tpm.unsupported": { status: 400, title: "A TPM algorithm or structure type is not supported" },
+  "tpm.key_invalid": { status: 400, title: "A TPM key cannot be used for this operation" },
+
   // last resort
   "internal.error": { status: 500, title: "Internal error" },
 } as const satisfies Record<string, { status: number; title: string }>;
