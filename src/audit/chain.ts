@@ -1,0 +1,82 @@
+import { createHash } from "node:crypto";
+import { MayflyError } from "../errors/index.js";
+import type { Clock } from "../runtime/clock.js";
+import type { StoreTx } from "../store/store.js";
+import type { AuditDecision, AuditEvent, AuditEventInput } from "../store/types.js";
+import { canonicalJson } from "./canonical.js";
+
+/** The version of the hashed encoding; bump (and keep verifying v1) if its shape changes. */
+export const AUDIT_HASH_VERSION = 1;
+/** prevHash of the first event. */
+export const GENESIS_HASH: Buffer = Buffer.alloc(32);
+
+const DECISIONS: readonly AuditDecision[] = ["allow", "deny", "info"];
+
+/**
+ * The bytes an event's hash covers: every field but the hash itself, with prevHash
+ * as lowercase hex. seq is inside, so moving a row to another seq breaks its hash;
+ * prevHash is inside, so removing or reordering rows breaks the next link.
+ */
+export function auditHashInput(e: Omit<AuditEvent, "hash">): string {
+  return canonicalJson({
+    v: AUDIT_HASH_VERSION,
+    seq: e.seq,
+    ts: e.ts,
+    type: e.type,
+    decision: e.decision,
+    code: e.code,
+    actor: e.actor,
+    subject: e.subject,
+    data: e.data,
+    prevHash: e.prevHash.toString("hex"),
+  });
+}
+
+export function auditHash(e: Omit<AuditEvent, "hash">): Buffer {
+  return createHash("sha256").update(auditHashInput(e), "utf8").digest();
+}
+
+/**
+ * Appends one event at the head of the chain, inside the caller's transaction, so the
+ * event commits or rolls back with the decision it records. auditHead() holds the
+ * chain head for the rest of the transaction (and the seq primary key refuses a fork
+ * with store.conflict if a backend ever lets two writers through).
+ */
+export async function appendAudit(tx: StoreTx, clock: Clock, input: AuditEventInput): Promise<AuditEvent> {
+  checkInput(input);
+  const ts = clock.now();
+  if (!Number.isSafeInteger(ts)) {
+    throw new MayflyError("internal.error", `audit timestamp must be integer milliseconds, got ${ts}`);
+  }
+  const head = await tx.auditHead();
+  const unhashed = {
+    seq: head ? head.seq + 1 : 1,
+    ts,
+    type: input.type,
+    decision: input.decision,
+    code: input.code,
+    actor: input.actor,
+    subject: input.subject,
+    // A deep copy through the canonical form: what is stored is exactly what was hashed,
+    // and later mutation of the caller's object cannot change either.
+    data: JSON.parse(canonicalJson(input.data, "data")) as Record<string, unknown>,
+    prevHash: head ? head.hash : GENESIS_HASH,
+  };
+  const event: AuditEvent = { ...unhashed, hash: auditHash(unhashed) };
+  await tx.insertAuditEvent(event);
+  return event;
+}
+
+function checkInput(i: AuditEventInput): void {
+  const bad = (field: string, why: string): never => {
+    throw new MayflyError("internal.error", `audit event ${field} ${why}`, { field });
+  };
+  if (typeof i.type !== "string" || i.type === "") bad("type", "must be a non-empty string");
+  if (!DECISIONS.includes(i.decision)) bad("decision", `must be one of ${DECISIONS.join(", ")}`);
+  for (const f of ["code", "actor", "subject"] as const) {
+    if (i[f] !== null && typeof i[f] !== "string") bad(f, "must be a string or null");
+  }
+  if (i.decision === "deny" && i.code === null) bad("code", "is required on a deny");
+  const d = i.data as unknown;
+  if (typeof d !== "object" || d === null || Array.isArray(d)) bad("data", "must be a plain object");
+}

@@ -1,0 +1,9 @@
+export { canonicalJson } from "./canonical.js";
+export { AUDIT_HASH_VERSION, appendAudit, auditHash, auditHashInput, GENESIS_HASH } from "./chain.js";
+export {
+  type AuditFailureReason,
+  type AuditVerifyOptions,
+  type AuditVerifyResult,
+  assertAuditChain,
+  verifyAuditChain,
+} from "./verify.js";

@@ -1,0 +1,45 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Store } from "../../src/store/store.js";
+import { auditAndTxTests } from "./conformance-audit-tx.js";
+import { invariantTests } from "./conformance-invariants.js";
+import { recordTests } from "./conformance-records.js";
+
+/** Gives each test the store made for it. */
+export type StoreRef = () => Store;
+
+/**
+ * The Store contract, written against the interface only. Every backend runs it:
+ *
+ *   runStoreConformance("sqlite (file)", async () => new SqliteStore({ path }));
+ *
+ * `makeStore` must return a fresh, empty store each time; the suite migrates it
+ * (twice, to prove migrate() idempotent) and closes it after each test.
+ */
+export function runStoreConformance(name: string, makeStore: () => Promise<Store>): void {
+  describe(`Store conformance: ${name}`, () => {
+    let current: Store | null = null;
+    const ref: StoreRef = () => {
+      if (!current) throw new Error("no store");
+      return current;
+    };
+
+    beforeEach(async () => {
+      current = await makeStore();
+      await current.migrate();
+      await current.migrate();
+    });
+    afterEach(async () => {
+      await current?.close();
+      current = null;
+    });
+
+    it("names its kind", () => {
+      expect(typeof ref().kind).toBe("string");
+      expect(ref().kind.length).toBeGreaterThan(0);
+    });
+
+    recordTests(ref);
+    invariantTests(ref);
+    auditAndTxTests(ref);
+  });
+}
