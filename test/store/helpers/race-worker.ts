@@ -1,0 +1,34 @@
+// One "replica" for sqlite-processes.test.ts: its own process and connection on a
+// shared database file. It says "ready", waits for "go" on stdin so that all replicas
+// start together, races for one challenge, appends audit events, and reports.
+import { once } from "node:events";
+import { appendAudit } from "../../../src/audit/chain.js";
+import { ManualClock } from "../../../src/runtime/clock.js";
+import { SqliteStore } from "../../../src/store/sqlite/index.js";
+
+const [path, nonceHex, appendsArg, name] = process.argv.slice(2);
+if (!path || !nonceHex || !appendsArg || !name)
+  throw new Error("usage: race-worker PATH NONCE_HEX APPENDS NAME");
+const store = new SqliteStore({ path, busyTimeoutMs: 30_000 });
+const clock = new ManualClock(1_750_000_000_000);
+
+process.stdout.write("ready\n");
+await once(process.stdin, "data");
+
+const won = await store.tx((tx) => tx.consumeChallenge(Buffer.from(nonceHex, "hex"), clock.now() + 1));
+for (let i = 0; i < Number(appendsArg); i++) {
+  clock.advance(1);
+  await store.tx((tx) =>
+    appendAudit(tx, clock, {
+      type: "test.append",
+      decision: "info",
+      code: null,
+      actor: name,
+      subject: null,
+      data: { i },
+    }),
+  );
+}
+await store.close();
+process.stdout.write(`${JSON.stringify({ won })}\n`);
+process.stdin.destroy();

@@ -1,0 +1,69 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, expect, it } from "vitest";
+import { verifyAuditChain } from "../../src/audit/verify.js";
+import { SqliteStore } from "../../src/store/sqlite/index.js";
+import { challenge, seedAgent, T0 } from "./fixtures.js";
+
+// Several processes on one SQLite file stand in for replicas: the in-process queue
+// cannot help them, only BEGIN IMMEDIATE and the conditional UPDATE can.
+
+const dir = mkdtempSync(join(tmpdir(), "mayfly-procs-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const worker = fileURLToPath(new URL("./helpers/race-worker.ts", import.meta.url));
+
+async function startWorker(path: string, nonceHex: string, appends: number, name: string) {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ["--import", "tsx", worker, path, nonceHex, `${appends}`, name],
+    {
+      stdio: ["pipe", "pipe", "inherit"],
+    },
+  );
+  let out = "";
+  child.stdout?.setEncoding("utf8");
+  child.stdout?.on("data", (s: string) => {
+    out += s;
+  });
+  const exited = once(child, "exit");
+  while (!out.includes("ready\n")) {
+    if (child.exitCode !== null) throw new Error(`worker ${name} exited early`);
+    await once(child.stdout!, "data");
+  }
+  return {
+    go: () => child.stdin?.write("go\n"),
+    result: async () => {
+      const [code] = await exited;
+      expect(code).toBe(0);
+      return JSON.parse(out.split("\n").filter(Boolean).at(-1) ?? "null") as { won: boolean };
+    },
+  };
+}
+
+it("one challenge has one winner across processes, and their audit events form one chain", async () => {
+  const path = join(dir, "shared.db");
+  const c = challenge("shared", "a1");
+  const setup = new SqliteStore({ path });
+  await setup.migrate();
+  await setup.tx(async (tx) => {
+    await seedAgent(tx, "a1");
+    await tx.insertChallenge(c);
+  });
+  await setup.close();
+
+  const workers = await Promise.all(
+    Array.from({ length: 5 }, (_, i) => startWorker(path, c.nonce.toString("hex"), 20, `replica-${i}`)),
+  );
+  for (const w of workers) w.go();
+  const results = await Promise.all(workers.map((w) => w.result()));
+  expect(results.filter((r) => r.won)).toHaveLength(1);
+
+  const check = new SqliteStore({ path });
+  expect(await verifyAuditChain(check)).toMatchObject({ ok: true, count: 100 });
+  expect((await check.tx((tx) => tx.getChallenge(c.nonce)))?.consumedAt).toBe(T0 + 1);
+  await check.close();
+}, 60_000);
