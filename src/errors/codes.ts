@@ -19,6 +19,9 @@ export const ERROR_CODES = {
   "key.decrypt_failed": { status: 500, title: "A CA key could not be decrypted" },
   "key.unsupported": { status: 500, title: "The key type is not supported" },
   "key.exists": { status: 409, title: "A key already exists in that slot" },
+  "key.label_invalid": { status: 400, title: "The key label is not allowed" },
+  "key.not_encrypted": { status: 500, title: "A CA key is stored unencrypted" },
+  "key.passphrase_weak": { status: 500, title: "The key passphrase is too short" },
 
   // certificates and CSRs
   "csr.malformed": { status: 400, title: "The CSR is not a valid PKCS#10 request" },
