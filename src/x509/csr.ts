@@ -48,8 +48,9 @@ export function readCsr(der: Uint8Array): CsrInfo {
   readAttributes(info.enter(contextTag(0, true), "CertificationRequestInfo.attributes"));
   info.end();
 
-  const alg = readCsrSignatureAlgorithm(algReader);
+  // The key first: for an unusable key (say Ed25519) that is the more useful answer.
   const key = readAgentKey(spkiTlv.raw, "CertificationRequestInfo.subjectPKInfo");
+  const alg = readCsrSignatureAlgorithm(algReader);
   if ((alg.kind === "ecdsa") !== (key.keyType === "ec")) {
     throw new MayflyError("csr.malformed", `a ${key.keyType} key cannot make a ${alg.name} signature`, {
       field: "CertificationRequest.signatureAlgorithm",
