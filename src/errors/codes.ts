@@ -68,6 +68,10 @@ export const ERROR_CODES = {
   "tpm.unsupported": { status: 400, title: "A TPM algorithm or structure type is not supported" },
   "tpm.key_invalid": { status: 400, title: "A TPM key cannot be used for this operation" },
 
+  // tpm client
+  "tpm.command_failed": { status: 502, title: "The TPM refused a command" },
+  "tpm.transport_failed": { status: 503, title: "The TPM could not be reached" },
+
   // last resort
   "internal.error": { status: 500, title: "Internal error" },
 } as const satisfies Record<string, { status: number; title: string }>;
