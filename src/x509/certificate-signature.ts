@@ -2,6 +2,7 @@ import { constants, type KeyObject, verify } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { Certificate } from "@peculiar/asn1-x509";
 import { OID_ECDSA_WITH_SHA256, OID_ECDSA_WITH_SHA384, OID_SHA256_WITH_RSA } from "./oids.js";
+import "./asn1js-oid-fix.js"; // before any parse: see the file
 
 // Verifying what Mayfly just signed, through @peculiar/asn1-x509's parser (not the
 // hand encoder's own reader) and node:crypto (not the signer): a signer returning

@@ -1,8 +1,18 @@
 import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
-import { Version } from "@peculiar/asn1-x509";
+import {
+  AuthorityKeyIdentifier,
+  BasicConstraints,
+  ExtendedKeyUsage,
+  type Extension,
+  KeyUsage,
+  KeyUsageFlags,
+  SubjectAlternativeName,
+  SubjectKeyIdentifier,
+  Version,
+} from "@peculiar/asn1-x509";
 import { MayflyError } from "../errors/index.js";
-import { parseCertificate, verifyIssuedSignature } from "./certificate-signature.js";
+import { type ParsedCertificate, parseCertificate, verifyIssuedSignature } from "./certificate-signature.js";
 import type { LeafInput } from "./leaf-input.js";
 import { MayflyAssuranceAsn } from "./mayfly-extension-schema.js";
 import {
@@ -16,22 +26,16 @@ import {
   OID_SUBJECT_ALT_NAME,
   OID_SUBJECT_KEY_IDENTIFIER,
 } from "./oids.js";
-import {
-  AuthorityKeyIdentifierExtension,
-  BasicConstraintsExtension,
-  ExtendedKeyUsageExtension,
-  type Extension,
-  KeyUsageFlags,
-  KeyUsagesExtension,
-  SubjectAlternativeNameExtension,
-  SubjectKeyIdentifierExtension,
-  X509Certificate,
-} from "./peculiar.js";
+import "./asn1js-oid-fix.js"; // before any parse: see the file
 
-// The post-signing check. It re-reads a freshly signed leaf with @peculiar/x509 and
-// @peculiar/asn1-x509 — parsers that share no code with the hand encoder — and
-// compares every field with what was intended. Any difference means the template
-// encoder (or the signer) misbehaved, and the leaf must not leave the CA.
+// The post-signing check. It re-reads a freshly signed leaf with @peculiar/asn1-x509
+// (the parser under @peculiar/x509, sharing no code with the hand encoder), checks
+// that re-encoding it gives the same octets (so the leaf is canonical DER with
+// nothing trailing), verifies the signature with node:crypto against the issuer
+// certificate's key, and compares every field with what was intended. Any difference
+// means the template encoder or the signer misbehaved: the leaf must not leave.
+// One parse, extension values decoded straight from it: @peculiar/x509's
+// X509Certificate would parse everything twice more, tripling the cost.
 
 export interface LeafExpectation {
   /** DER of the certificate that should have issued the leaf. */
@@ -41,7 +45,7 @@ export interface LeafExpectation {
 
 interface IssuerView {
   subject: Buffer;
-  ski: string;
+  ski: Buffer;
   publicKey: KeyObject;
 }
 
@@ -50,13 +54,17 @@ const issuerCache = new WeakMap<Buffer, IssuerView>();
 function issuerView(der: Buffer): IssuerView {
   let v = issuerCache.get(der);
   if (!v) {
-    const cert = new X509Certificate(der);
-    const ski = cert.getExtension(SubjectKeyIdentifierExtension);
-    if (!ski) throw violation("issuer.subjectKeyIdentifier", "the issuer certificate has no SKI");
+    const tbs = parseCertificate(der).asn.tbsCertificate;
+    const skiExt = tbs.extensions?.find((e) => e.extnID === OID_SUBJECT_KEY_IDENTIFIER);
+    if (!skiExt) throw violation("issuer.subjectKeyIdentifier", "the issuer certificate has no SKI");
     v = {
-      subject: Buffer.from(AsnConvert.serialize(parseCertificate(der).asn.tbsCertificate.subject)),
-      ski: ski.keyId,
-      publicKey: createPublicKey({ key: Buffer.from(cert.publicKey.rawData), format: "der", type: "spki" }),
+      subject: Buffer.from(AsnConvert.serialize(tbs.subject)),
+      ski: bytes(AsnConvert.parse(skiExt.extnValue.buffer, SubjectKeyIdentifier).buffer),
+      publicKey: createPublicKey({
+        key: Buffer.from(AsnConvert.serialize(tbs.subjectPublicKeyInfo)),
+        format: "der",
+        type: "spki",
+      }),
     };
     issuerCache.set(der, v);
   }
@@ -72,14 +80,14 @@ function bytes(b: Uint8Array | ArrayBuffer): Buffer {
 }
 
 function same(field: string, got: Uint8Array | ArrayBuffer, want: Uint8Array | ArrayBuffer): void {
-  if (!bytes(got).equals(bytes(want))) {
-    throw violation(field, `${field} differs from what was intended`);
-  }
+  if (!bytes(got).equals(bytes(want))) throw violation(field, `${field} differs from what was intended`);
 }
 
 function equal(field: string, got: unknown, want: unknown): void {
   if (got !== want) throw violation(field, `${field} is ${String(got)}, expected ${String(want)}`);
 }
+
+const Y2050 = Date.UTC(2050, 0, 1);
 
 const EXPECTED_EXTENSIONS: readonly [string, boolean, string][] = [
   [OID_BASIC_CONSTRAINTS, true, "basicConstraints"],
@@ -95,16 +103,12 @@ const EXPECTED_EXTENSIONS: readonly [string, boolean, string][] = [
 export function checkLeaf(der: Buffer, expected: LeafExpectation): void {
   const issuer = issuerView(expected.issuerCertificate);
   const want = expected.leaf;
-  let parsed: ReturnType<typeof parseCertificate>;
-  let cert: X509Certificate;
+  let parsed: ParsedCertificate;
   try {
     parsed = parseCertificate(der);
-    cert = new X509Certificate(der);
   } catch (cause) {
     throw violation("Certificate", "the certificate does not parse", cause);
   }
-  // Re-serializing with an independent encoder must give the same octets: catches
-  // trailing bytes, non-minimal lengths and any non-DER choice.
   same("Certificate", AsnConvert.serialize(parsed.asn), der);
   if (!verifyIssuedSignature(parsed, issuer.publicKey)) {
     throw violation("signatureValue", "the signature does not verify with the issuer key");
@@ -118,68 +122,59 @@ export function checkLeaf(der: Buffer, expected: LeafExpectation): void {
     AsnConvert.serialize(parsed.asn.signatureAlgorithm),
   );
   same("tbsCertificate.issuer", AsnConvert.serialize(tbs.issuer), issuer.subject);
-  const nb = tbs.validity.notBefore;
-  const na = tbs.validity.notAfter;
-  equal(
-    "tbsCertificate.validity.notBefore",
-    nb.getTime().getTime(),
-    Math.floor(want.notBefore / 1000) * 1000,
-  );
-  equal("tbsCertificate.validity.notAfter", na.getTime().getTime(), Math.floor(want.notAfter / 1000) * 1000);
+  for (const [name, time, ms] of [
+    ["notBefore", tbs.validity.notBefore, want.notBefore],
+    ["notAfter", tbs.validity.notAfter, want.notAfter],
+  ] as const) {
+    const field = `tbsCertificate.validity.${name}`;
+    equal(field, time.getTime().getTime(), Math.floor(ms / 1000) * 1000);
+    equal(
+      `${field}.type`,
+      time.utcTime ? "UTCTime" : "GeneralizedTime",
+      ms < Y2050 ? "UTCTime" : "GeneralizedTime",
+    );
+  }
   equal("tbsCertificate.subject", tbs.subject.length, 0);
   same("tbsCertificate.subjectPublicKeyInfo", AsnConvert.serialize(tbs.subjectPublicKeyInfo), want.spki);
   if (tbs.issuerUniqueID || tbs.subjectUniqueID)
     throw violation("tbsCertificate.uniqueID", "unique IDs are present");
 
-  const exts = cert.extensions;
+  const exts = tbs.extensions ?? [];
   equal("tbsCertificate.extensions.length", exts.length, EXPECTED_EXTENSIONS.length);
   EXPECTED_EXTENSIONS.forEach(([oid, critical, name], i) => {
-    const ext = exts[i] as Extension;
-    equal(`extensions[${i}].extnID`, ext.type, oid);
+    const ext = exts[i]!;
+    equal(`extensions[${i}].extnID`, ext.extnID, oid);
     equal(`extensions.${name}.critical`, ext.critical, critical);
   });
-  const [bc, ku, eku, san, aki, ski, mayfly] = exts as Extension[];
-  checkBasics(bc, ku, eku);
-  if (!(san instanceof SubjectAlternativeNameExtension))
-    throw violation("extensions.subjectAltName", "not parsed");
-  const names = san.names.items;
-  equal("extensions.subjectAltName.count", names.length, 1);
-  equal("extensions.subjectAltName.type", names[0]?.type, "url");
-  equal("extensions.subjectAltName.uri", names[0]?.value, want.spiffeId);
-  if (!(aki instanceof AuthorityKeyIdentifierExtension) || aki.certId) {
+  const v = <T>(i: number, type: new () => T, name: string): T => {
+    try {
+      return AsnConvert.parse((exts[i] as Extension).extnValue.buffer, type);
+    } catch (cause) {
+      throw violation(`extensions.${name}`, `${name} does not parse`, cause);
+    }
+  };
+
+  const bc = v(0, BasicConstraints, "basicConstraints");
+  equal("extensions.basicConstraints.cA", bc.cA, false);
+  equal("extensions.basicConstraints.pathLenConstraint", bc.pathLenConstraint, undefined);
+  equal("extensions.keyUsage", v(1, KeyUsage, "keyUsage").toNumber(), KeyUsageFlags.digitalSignature);
+  const eku = v(2, ExtendedKeyUsage, "extKeyUsage");
+  equal("extensions.extKeyUsage", eku.join(","), `${OID_KP_CLIENT_AUTH},${OID_KP_SERVER_AUTH}`);
+  const san = v(3, SubjectAlternativeName, "subjectAltName");
+  equal("extensions.subjectAltName.count", san.length, 1);
+  const uri = san[0]!;
+  equal("extensions.subjectAltName.uri", uri.uniformResourceIdentifier, want.spiffeId);
+  if (Object.values(uri).filter((x) => x !== undefined).length !== 1) {
+    throw violation("extensions.subjectAltName.type", "the GeneralName is not only a URI");
+  }
+  const aki = v(4, AuthorityKeyIdentifier, "authorityKeyIdentifier");
+  if (!aki.keyIdentifier || aki.authorityCertIssuer || aki.authorityCertSerialNumber) {
     throw violation("extensions.authorityKeyIdentifier", "not a keyIdentifier-only AKI");
   }
-  equal("extensions.authorityKeyIdentifier.keyIdentifier", aki.keyId, issuer.ski);
-  if (!(ski instanceof SubjectKeyIdentifierExtension))
-    throw violation("extensions.subjectKeyIdentifier", "not parsed");
-  const keyId = createHash("sha1")
-    .update(new Uint8Array(tbs.subjectPublicKeyInfo.subjectPublicKey))
-    .digest("hex");
-  equal("extensions.subjectKeyIdentifier.keyIdentifier", ski.keyId, keyId);
-  checkAssurance(mayfly!, want);
-}
-
-function checkBasics(bc: Extension | undefined, ku: Extension | undefined, eku: Extension | undefined): void {
-  if (!(bc instanceof BasicConstraintsExtension) || bc.ca || bc.pathLength !== undefined) {
-    throw violation("extensions.basicConstraints", "basicConstraints is not CA:FALSE without a path length");
-  }
-  if (!(ku instanceof KeyUsagesExtension)) throw violation("extensions.keyUsage", "not parsed");
-  equal("extensions.keyUsage.usages", ku.usages, KeyUsageFlags.digitalSignature);
-  if (!(eku instanceof ExtendedKeyUsageExtension)) throw violation("extensions.extKeyUsage", "not parsed");
-  equal(
-    "extensions.extKeyUsage.usages",
-    eku.usages.join(","),
-    [OID_KP_CLIENT_AUTH, OID_KP_SERVER_AUTH].join(","),
-  );
-}
-
-function checkAssurance(ext: Extension, want: LeafInput): void {
-  let got: MayflyAssuranceAsn;
-  try {
-    got = AsnConvert.parse(ext.value, MayflyAssuranceAsn);
-  } catch (cause) {
-    throw violation("extensions.mayflyAssurance", "the Mayfly extension does not parse", cause);
-  }
+  same("extensions.authorityKeyIdentifier.keyIdentifier", aki.keyIdentifier.buffer, issuer.ski);
+  const keyId = createHash("sha1").update(new Uint8Array(tbs.subjectPublicKeyInfo.subjectPublicKey)).digest();
+  same("extensions.subjectKeyIdentifier", v(5, SubjectKeyIdentifier, "subjectKeyIdentifier").buffer, keyId);
+  const got = v(6, MayflyAssuranceAsn, "mayflyAssurance");
   const a = want.assurance;
   equal("extensions.mayflyAssurance.version", got.version, 1);
   equal("extensions.mayflyAssurance.ownerId", got.ownerId, a.ownerId);

@@ -104,7 +104,7 @@ describe("checkLeaf", () => {
     const cases: [Variant, string][] = [
       [{ spiffeId: "spiffe://mayfly.internal/agent/someone-else" }, "extensions.subjectAltName.uri"],
       [{ sanCritical: false }, "extensions.subjectAltName.critical"],
-      [{ eku: [ExtendedKeyUsage.serverAuth, ExtendedKeyUsage.clientAuth] }, "extensions.extKeyUsage.usages"],
+      [{ eku: [ExtendedKeyUsage.serverAuth, ExtendedKeyUsage.clientAuth] }, "extensions.extKeyUsage"],
       [{ drop: OID_MAYFLY_ASSURANCE }, "tbsCertificate.extensions.length"],
       [{ drop: "2.5.29.17" }, "tbsCertificate.extensions.length"],
       [
