@@ -4,9 +4,11 @@
 /**
  * The Mayfly assurance extension. Registered under the UUID arc (ITU-T X.667, 2.25),
  * which needs no registration authority: the arc is the decimal value of a random UUID,
- * generated once for this project and never to be changed:
+ * generated once for this project:
  *   UUID dbd394f2-c8e3-48cd-9cd9-67337fdf9586
  *   = 292199526746055865623339137260964517254
+ * Caveat (docs/mayfly-extension.md): Go's crypto/x509 refuses any certificate with an
+ * extension OID arc above 2^31, so Go TLS peers reject leaves carrying this OID.
  */
 export const OID_MAYFLY_ASSURANCE = "2.25.292199526746055865623339137260964517254";
 
