@@ -1,0 +1,30 @@
+import { appendAudit } from "../audit/index.js";
+import { type ErrorCode, isMayflyError, MayflyError } from "../errors/index.js";
+import type { Clock } from "../runtime/clock.js";
+import type { Store } from "../store/store.js";
+
+/**
+ * Records a denial: one audit event in its own transaction, nothing else. Called
+ * after the failing transaction rolled back, so the deny is logged as surely as an
+ * allow and the failed attempt leaves no other trace.
+ */
+export async function recordDenial(
+  store: Store,
+  clock: Clock,
+  err: unknown,
+  ev: { type: string; actor: string | null; subject: string | null; data?: Record<string, unknown> },
+): Promise<MayflyError> {
+  const me = isMayflyError(err) ? err : new MayflyError("internal.error", "an internal error occurred", { cause: err });
+  const code: ErrorCode = me.code;
+  await store.tx((tx) =>
+    appendAudit(tx, clock, {
+      type: ev.type,
+      decision: "deny",
+      code,
+      actor: ev.actor,
+      subject: ev.subject,
+      data: { ...(ev.data ?? {}), detail: me.detail, ...(me.field ? { field: me.field } : {}) },
+    }),
+  );
+  return me;
+}

@@ -1,0 +1,203 @@
+import { createHash } from "node:crypto";
+import { appendAudit } from "../audit/index.js";
+import type { Config, Profile } from "../config/schema.js";
+import { MayflyError } from "../errors/index.js";
+import type { EvidenceFacts } from "../evidence/format.js";
+import type { EvidenceRegistry } from "../evidence/registry.js";
+import { checkLiveness, decideIssuance, type Grant } from "../policy/index.js";
+import type { Clock, Random } from "../runtime/clock.js";
+import type { Store, StoreTx } from "../store/store.js";
+import type { Agent, Challenge } from "../store/types.js";
+import { checkLeaf, newSerial, readCsr } from "../x509/index.js";
+import type { CaState } from "./ca-state.js";
+import { recordDenial } from "./deny.js";
+import { issueRequestSchema, parseBody } from "./wire.js";
+
+export interface IssueDeps {
+  store: Store;
+  clock: Clock;
+  random: Random;
+  evidence: EvidenceRegistry;
+  config: Config;
+  ca: () => CaState;
+}
+
+export interface Issued {
+  der: Buffer;
+  chain: Buffer[];
+  serial: Buffer;
+  notBefore: number;
+  notAfter: number;
+  renewAfter: number;
+  evidence: EvidenceFacts;
+}
+
+function checkChallenge(ch: Challenge | null, agentId: string, now: number): void {
+  if (!ch) throw new MayflyError("challenge.not_found", "no such challenge", { field: "nonce" });
+  if (ch.agentId !== agentId) {
+    throw new MayflyError("challenge.agent_mismatch", "the challenge was issued to another agent", { field: "nonce" });
+  }
+  if (ch.consumedAt !== null) throw new MayflyError("challenge.consumed", "the challenge was already used", { field: "nonce" });
+  if (ch.expiresAt <= now) throw new MayflyError("challenge.expired", "the challenge has expired", { field: "nonce" });
+}
+
+function profileOf(config: Config, agent: Agent): Profile {
+  const p = config.profiles[agent.profile];
+  if (!p) throw new MayflyError("profile.unknown", `agent ${agent.id} names unknown profile ${agent.profile}`);
+  return p;
+}
+
+async function readFacts(tx: StoreTx, agentId: string) {
+  const agent = await tx.getAgent(agentId);
+  if (!agent) throw new MayflyError("agent.not_found", `no agent ${agentId}`);
+  const [owner, device, binding] = await Promise.all([
+    tx.getOwner(agent.ownerId),
+    tx.getDevice(agent.deviceId),
+    tx.getBinding(agent.id),
+  ]);
+  return { agent, owner, device, binding };
+}
+
+/**
+ * Issuance and renewal (the same call): challenge -> evidence -> liveness facts ->
+ * policy -> sign -> check -> record (with liveness re-read in the recording
+ * transaction) -> return. Any failure: one deny event, nothing else written.
+ */
+export async function issueCertificate(deps: IssueDeps, agentId: string, body: unknown): Promise<Issued> {
+  const { store, clock, random, config } = deps;
+  const now = clock.now();
+  let nonceText: string | null = null;
+  try {
+    const req = parseBody(issueRequestSchema, body);
+    nonceText = req.nonce.toString("base64url");
+    const csr = readCsr(req.csr);
+
+    const pre = await store.tx(async (tx) => {
+      const challenge = await tx.getChallenge(req.nonce);
+      checkChallenge(challenge, agentId, now);
+      return readFacts(tx, agentId);
+    });
+    const profile = profileOf(config, pre.agent);
+    const live = checkLiveness({ ...pre, now, maxAffirmationAge: config.owners.maxAffirmationAge });
+    if (live) throw new MayflyError(live.code, live.detail);
+
+    const format = deps.evidence.get(req.attestation.format);
+    const evidence = await format.verify(req.attestation, {
+      agent: pre.agent,
+      device: pre.device!,
+      nonce: req.nonce,
+      csrKey: { spki: csr.spki, publicKey: csr.publicKey },
+      profile,
+      clock,
+    });
+
+    const ca = deps.ca();
+    const issuer = ca.issuer;
+    const decision = decideIssuance({
+      ...pre,
+      now,
+      maxAffirmationAge: config.owners.maxAffirmationAge,
+      profile,
+      evidence,
+      requestedLifetime: req.lifetimeSeconds === undefined ? null : req.lifetimeSeconds * 1000,
+      issuerNotAfter: issuer.notAfter,
+      backdate: config.issuance.backdate,
+    });
+    if (!decision.allow) throw new MayflyError(decision.code, decision.detail);
+
+    const serial = newSerial(random);
+    const leaf = {
+      serial,
+      notBefore: decision.notBefore,
+      notAfter: decision.notAfter,
+      spki: csr.spki,
+      spiffeId: pre.agent.spiffeId,
+      assurance: {
+        ownerId: pre.agent.ownerId,
+        deviceId: pre.agent.deviceId,
+        agentId: pre.agent.id,
+        attestationFormat: evidence.format,
+        keyResidency: evidence.keyResidency,
+      },
+    };
+    const der = await issuer.encoder.issue(leaf);
+    // An independent parser re-reads what the template encoder produced before anyone sees it.
+    checkLeaf(der, { issuerCertificate: issuer.record.der, leaf });
+
+    await store.tx((tx) => record(tx, deps, { agentId, nonce: req.nonce, now, decision, der, serial, evidence }));
+    return {
+      der,
+      chain: [issuer.record.der],
+      serial,
+      notBefore: decision.notBefore,
+      notAfter: decision.notAfter,
+      renewAfter: decision.renewAfter,
+      evidence,
+    };
+  } catch (err) {
+    throw await recordDenial(store, clock, err, {
+      type: "certificate.issue",
+      actor: `agent:${agentId}`,
+      subject: `agent:${agentId}`,
+      data: nonceText ? { nonce: nonceText } : {},
+    });
+  }
+}
+
+/**
+ * The recording transaction. Liveness is read again here, so an owner deprovisioned
+ * or a device unenrolled after the first read (and committed before this
+ * transaction) is never missed; the challenge is consumed by a conditional update,
+ * so a challenge yields at most one certificate even across replicas.
+ */
+async function record(
+  tx: StoreTx,
+  deps: IssueDeps,
+  r: { agentId: string; nonce: Buffer; now: number; decision: Grant; der: Buffer; serial: Buffer; evidence: EvidenceFacts },
+): Promise<void> {
+  const { config, clock } = deps;
+  const facts = await readFacts(tx, r.agentId);
+  const live = checkLiveness({ ...facts, now: r.now, maxAffirmationAge: config.owners.maxAffirmationAge });
+  if (live) throw new MayflyError(live.code, live.detail);
+  if (r.decision.notAfter > facts.agent.expiresAt || r.decision.notAfter > facts.binding!.expiresAt) {
+    throw new MayflyError("store.conflict", "the agent or its binding changed during issuance; retry");
+  }
+  if (!(await tx.consumeChallenge(r.nonce, r.now))) {
+    checkChallenge(await tx.getChallenge(r.nonce), r.agentId, r.now);
+    throw new MayflyError("challenge.consumed", "the challenge was already used", { field: "nonce" });
+  }
+  const issuer = deps.ca().issuer;
+  const fp = createHash("sha256").update(r.der).digest();
+  await tx.insertCertificate({
+    issuerKeyId: issuer.keyId,
+    serial: r.serial,
+    agentId: r.agentId,
+    challengeNonce: r.nonce,
+    notBefore: r.decision.notBefore,
+    notAfter: r.decision.notAfter,
+    der: r.der,
+    fingerprint: fp,
+    createdAt: r.now,
+  });
+  await tx.markAgentIssued(r.agentId, r.now);
+  await appendAudit(tx, clock, {
+    type: "certificate.issue",
+    decision: "allow",
+    code: null,
+    actor: `agent:${r.agentId}`,
+    subject: `agent:${r.agentId}`,
+    data: {
+      serial: r.serial.toString("hex"),
+      issuer: issuer.record.id,
+      fingerprint: fp.toString("hex"),
+      nonce: r.nonce.toString("base64url"),
+      notBefore: r.decision.notBefore,
+      notAfter: r.decision.notAfter,
+      ownerId: facts.owner!.id,
+      deviceId: facts.device!.id,
+      format: r.evidence.format,
+      keyResidency: r.evidence.keyResidency,
+      evidence: r.evidence.details,
+    },
+  });
+}

@@ -1,0 +1,2 @@
+export { decideIssuance, type Decision, type Grant, type IssuanceFacts, MIN_LIFETIME_MS } from "./issuance.js";
+export { checkLiveness, type Denial, type LivenessFacts } from "./liveness.js";

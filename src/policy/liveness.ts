@@ -1,0 +1,45 @@
+import type { ErrorCode } from "../errors/index.js";
+import type { Agent, Binding, Device, Owner } from "../store/types.js";
+
+export type Denial = { allow: false; code: ErrorCode; detail: string };
+
+export interface LivenessFacts {
+  now: number;
+  owner: Owner | null;
+  agent: Agent;
+  binding: Binding | null;
+  device: Device | null;
+  maxAffirmationAge: number;
+}
+
+/**
+ * Is the agent live at `now`? The order matters only for which code a caller sees
+ * when several things are wrong: the most terminal cause first (an owner who left
+ * outranks a stale affirmation), so the agent knows whether retrying can help.
+ */
+export function checkLiveness(f: LivenessFacts): Denial | null {
+  const { now, owner, agent, binding, device } = f;
+  if (!owner) return deny("owner.not_found", `owner ${agent.ownerId} of agent ${agent.id} is unknown`);
+  if (owner.status !== "active") return deny("owner.inactive", `owner ${owner.id} is ${owner.status}`);
+  if (agent.status === "retired") return deny("agent.retired", `agent ${agent.id} is retired`);
+  if (agent.expiresAt <= now) return deny("agent.expired", `agent ${agent.id} expired at ${iso(agent.expiresAt)}`);
+  if (agent.status !== "active") return deny("agent.inactive", `agent ${agent.id} is ${agent.status}`);
+  if (!device) return deny("device.not_found", `device ${agent.deviceId} of agent ${agent.id} is unknown`);
+  if (device.status !== "active") return deny("device.unenrolled", `device ${device.id} is ${device.status}`);
+  if (!binding || binding.ownerId !== owner.id) {
+    return deny("binding.expired", `agent ${agent.id} has no binding to owner ${owner.id}`);
+  }
+  if (binding.expiresAt <= now) return deny("binding.expired", `the binding expired at ${iso(binding.expiresAt)}`);
+  if (binding.affirmedAt + f.maxAffirmationAge <= now) {
+    return deny("binding.affirmation_stale", `the owner last affirmed at ${iso(binding.affirmedAt)}`);
+  }
+  return null;
+}
+
+function deny(code: ErrorCode, detail: string): Denial {
+  return { allow: false, code, detail };
+}
+
+function iso(t: number): string {
+  return new Date(t).toISOString();
+}

@@ -1,0 +1,45 @@
+import express, { type NextFunction, type Request, type Response } from "express";
+import { MayflyError } from "../errors/index.js";
+import type { ServerContext } from "./context.js";
+import { problemHandler } from "./problem.js";
+import { bundleRoutes } from "./routes/bundle.js";
+import { issuanceRoutes } from "./routes/issuance.js";
+import { opsRoutes } from "./routes/ops.js";
+
+/** Refuses a body that is not JSON before any route sees it. */
+function requireJson(req: Request, _res: Response, next: NextFunction): void {
+  const hasBody = req.headers["content-length"] !== "0" && req.headers["content-length"] !== undefined;
+  if ((req.method === "POST" || req.method === "PUT" || req.method === "PATCH") && (hasBody || req.headers["transfer-encoding"])) {
+    if (!req.is("application/json")) {
+      next(new MayflyError("request.unsupported_media_type", "send application/json"));
+      return;
+    }
+  }
+  next();
+}
+
+/** The express app. No listening, no process state: the caller owns the server. */
+export function createApp(ctx: ServerContext): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  app.use((req, res, next) => {
+    res.setHeader("cache-control", "no-store");
+    const start = process.hrtime.bigint();
+    res.on("finish", () => {
+      const ms = Number(process.hrtime.bigint() - start) / 1e6;
+      ctx.log.debug({ method: req.method, path: req.path, status: res.statusCode, ms }, "request");
+    });
+    next();
+  });
+  app.use(requireJson);
+  app.use(express.json({ limit: ctx.config.server.bodyLimitBytes, strict: true, type: "application/json" }));
+  app.use(opsRoutes(ctx));
+  app.use(bundleRoutes(ctx));
+  app.use(issuanceRoutes(ctx));
+  app.use((req, _res, next) => {
+    next(new MayflyError("request.not_found", `no route for ${req.method} ${req.path}`));
+  });
+  app.use(problemHandler(ctx.log));
+  return app;
+}

@@ -1,0 +1,19 @@
+import type { Logger } from "pino";
+import type { CaState } from "../authority/ca-state.js";
+import type { Config } from "../config/schema.js";
+import type { EvidenceRegistry } from "../evidence/registry.js";
+import type { Clock, Random } from "../runtime/clock.js";
+import type { Store } from "../store/store.js";
+import type { Metrics } from "./metrics.js";
+
+/** Everything a route needs, built once by the composition root (cli/serve or a test). */
+export interface ServerContext {
+  store: Store;
+  clock: Clock;
+  random: Random;
+  evidence: EvidenceRegistry;
+  config: Config;
+  ca: () => CaState;
+  log: Logger;
+  metrics: Metrics;
+}

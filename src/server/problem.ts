@@ -1,0 +1,62 @@
+import type { ErrorRequestHandler, Response } from "express";
+import type { Logger } from "pino";
+import { type ErrorCode, isMayflyError, MayflyError } from "../errors/index.js";
+
+/** The RFC 9457 problem document Mayfly answers every error with. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  field?: string;
+  instance?: string;
+}
+
+export function problemType(code: string): string {
+  return `urn:mayfly:problem:${code}`;
+}
+
+export function toProblem(err: MayflyError, instance?: string): Problem {
+  const p: Problem = { type: problemType(err.code), title: err.title, status: err.status, detail: err.detail, code: err.code };
+  if (err.field) p.field = err.field;
+  if (instance) p.instance = instance;
+  return p;
+}
+
+export function sendProblem(res: Response, err: MayflyError, instance?: string): void {
+  res.status(err.status).type("application/problem+json").send(JSON.stringify(toProblem(err, instance)));
+}
+
+/** Maps the errors body-parser and express raise to stable codes. */
+function fromExpressError(err: unknown): MayflyError | null {
+  const e = err as { type?: string; status?: number; message?: string };
+  switch (e?.type) {
+    case "entity.too.large":
+      return new MayflyError("request.too_large", "the request body exceeds the configured limit");
+    case "entity.parse.failed":
+      return new MayflyError("request.invalid", "the request body is not valid JSON");
+    case "encoding.unsupported":
+    case "charset.unsupported":
+      return new MayflyError("request.unsupported_media_type", e.message ?? "unsupported encoding");
+    default:
+      return null;
+  }
+}
+
+export function problemHandler(log: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    let me: MayflyError;
+    if (isMayflyError(err)) me = err;
+    else {
+      const mapped = fromExpressError(err);
+      if (mapped) me = mapped;
+      else {
+        // Unknown failures are logged with their stack but never shown to the client.
+        log.error({ err, path: req.path }, "unhandled error");
+        me = new MayflyError("internal.error", "an internal error occurred");
+      }
+    }
+    sendProblem(res, me, req.originalUrl);
+  };
+}

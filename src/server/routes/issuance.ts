@@ -1,0 +1,60 @@
+import { Router } from "express";
+import { buildBundle, bundlePem } from "../../authority/bundle.js";
+import { toPem } from "../../authority/ca-state.js";
+import { createChallenge } from "../../authority/challenges.js";
+import { issueCertificate } from "../../authority/issue.js";
+import { isMayflyError, MayflyError } from "../../errors/index.js";
+import type { ServerContext } from "../context.js";
+
+const AGENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+function agentIdOf(raw: unknown): string {
+  if (typeof raw !== "string" || !AGENT_ID.test(raw)) {
+    throw new MayflyError("request.invalid", "agent id must be 1-64 characters of [A-Za-z0-9_-]", { field: "agentId" });
+  }
+  return raw;
+}
+
+/** Challenge and issuance: the same two calls serve first issuance and every renewal. */
+export function issuanceRoutes(ctx: ServerContext): Router {
+  const r = Router();
+  r.post("/v1/agents/:agentId/challenges", async (req, res) => {
+    const agentId = agentIdOf(req.params.agentId);
+    try {
+      const ch = await createChallenge(
+        { store: ctx.store, clock: ctx.clock, random: ctx.random, ttl: ctx.config.issuance.challengeTtl },
+        agentId,
+      );
+      ctx.metrics.challenges.inc({ result: "allow", code: "" });
+      res.status(201).json({ nonce: ch.nonce.toString("base64url"), expiresAt: new Date(ch.expiresAt).toISOString() });
+    } catch (err) {
+      ctx.metrics.challenges.inc({ result: "deny", code: isMayflyError(err) ? err.code : "internal.error" });
+      throw err;
+    }
+  });
+
+  r.post("/v1/agents/:agentId/certificates", async (req, res) => {
+    const agentId = agentIdOf(req.params.agentId);
+    const end = ctx.metrics.issuanceSeconds.startTimer();
+    try {
+      const out = await issueCertificate(ctx, agentId, req.body);
+      ctx.metrics.issuances.inc({ result: "allow", code: "" });
+      end({ result: "allow" });
+      res.status(201).json({
+        certificate: toPem(out.der),
+        chain: out.chain.map(toPem),
+        serial: out.serial.toString("hex"),
+        notBefore: new Date(out.notBefore).toISOString(),
+        notAfter: new Date(out.notAfter).toISOString(),
+        renewAfter: new Date(out.renewAfter).toISOString(),
+        bundle: bundlePem(buildBundle(ctx.ca(), ctx.config.ca.trustDomain)),
+      });
+    } catch (err) {
+      const code = isMayflyError(err) ? err.code : "internal.error";
+      ctx.metrics.issuances.inc({ result: "deny", code });
+      end({ result: "deny" });
+      throw err;
+    }
+  });
+  return r;
+}

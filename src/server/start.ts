@@ -1,0 +1,133 @@
+import { generateKeyPairSync } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:https";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { buildBundle, bundlePem } from "../authority/bundle.js";
+import { type CaState, fingerprint, loadOrCreateCa, toPem } from "../authority/ca-state.js";
+import type { ResolvedConfig } from "../config/load.js";
+import type { EvidenceRegistry } from "../evidence/registry.js";
+import { openKeyStore } from "../keys/open.js";
+import type { KeyStore } from "../keys/keystore.js";
+import type { Clock, Random } from "../runtime/clock.js";
+import { openStore } from "../store/open.js";
+import type { Store } from "../store/store.js";
+import { buildServerCertificate, newSerial } from "../x509/index.js";
+import { createApp } from "./app.js";
+import { devPassphrase } from "./dev-passphrase.js";
+import { createMetrics } from "./metrics.js";
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  server: Server;
+  store: Store;
+  keys: KeyStore;
+  ca: CaState;
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root of `mayfly serve`: data directory, store, keys, CA, the
+ * CA's own TLS certificate, the app, the listener. Logs where everything is.
+ */
+export async function startServer(
+  rc: ResolvedConfig,
+  deps: { clock: Clock; random: Random; log: Logger; evidence: EvidenceRegistry },
+): Promise<RunningServer> {
+  const { clock, random, log, evidence } = deps;
+  const { config } = rc;
+  await mkdir(rc.dataDir, { recursive: true, mode: 0o700 });
+  log.info({ config: rc.source ?? "(embedded defaults)", dataDir: rc.dataDir }, "mayfly starting");
+
+  const store = await openStore(rc.storeUrl, { durability: config.store.durability });
+  await store.migrate();
+  log.info({ store: store.kind, url: rc.storeUrl }, "store ready");
+
+  let passphrase = rc.passphrase;
+  if (!passphrase) {
+    const dev = await devPassphrase(rc.keysDir);
+    passphrase = dev.ref;
+    log.warn({ passphraseFile: dev.path, created: dev.created }, "using a development key passphrase stored beside the keys");
+  }
+  const keys = await openKeyStore(
+    { kind: config.keys.kind, dir: rc.keysDir, passphrase },
+    { onWarning: (message) => log.warn({ keysDir: rc.keysDir }, message) },
+  );
+  log.info({ keystore: keys.kind, keysDir: rc.keysDir }, "key store ready");
+
+  const { state, created } = await loadOrCreateCa({ store, keys, clock, random, config });
+  const root = state.roots.find((r) => r.slot === "current") ?? state.roots[0]!;
+  const bundle = buildBundle(state, config.ca.trustDomain);
+  const rootPath = join(rc.dataDir, "root.pem");
+  const bundlePath = join(rc.dataDir, "bundle.pem");
+  await writeFile(rootPath, toPem(root.der), { mode: 0o644 });
+  await writeFile(bundlePath, bundlePem(bundle), { mode: 0o644 });
+  if (created || config.ca.createDevRoot) {
+    log.warn(
+      { root: rootPath, fingerprint: fingerprint(root.der) },
+      "!!! DEVELOPMENT ROOT: this CA created its own root on first start. Do not trust it outside development. !!!",
+    );
+  }
+  log.info(
+    {
+      root: rootPath,
+      rootFingerprintSha256: fingerprint(root.der),
+      bundle: bundlePath,
+      issuer: state.issuer.record.id,
+      issuerNotAfter: new Date(state.issuer.notAfter).toISOString(),
+    },
+    created ? "created development root and intermediate" : "loaded CA",
+  );
+
+  // The CA's own listener certificate: a fresh key per start, kept in memory only.
+  const tlsKey = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const now = clock.now();
+  const tlsCert = await buildServerCertificate({
+    issuerCertificate: state.issuer.record.der,
+    issuerSigner: state.issuer.signer,
+    subjectPublicKey: tlsKey.publicKey.export({ type: "spki", format: "der" }),
+    serial: newSerial(random),
+    dnsNames: config.server.tlsDnsNames,
+    ipAddresses: config.server.tlsIpAddresses,
+    notBefore: now - 60_000,
+    notAfter: Math.min(now + config.server.tlsCertLifetime, state.issuer.notAfter),
+  });
+
+  const metrics = createMetrics();
+  const app = createApp({ store, clock, random, evidence, config, ca: () => state, log, metrics });
+  const server = createServer(
+    {
+      key: tlsKey.privateKey.export({ type: "pkcs8", format: "pem" }),
+      cert: toPem(tlsCert.der) + toPem(state.issuer.record.der),
+      minVersion: "TLSv1.2",
+    },
+    app,
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(rc.listen.port, rc.listen.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = rc.listen.host.includes(":") ? `[${rc.listen.host}]` : rc.listen.host;
+  const url = `https://${host}:${port}`;
+  log.info({ url, healthz: `${url}/healthz`, bundle: `${url}/v1/bundle` }, "mayfly serving");
+  return {
+    url,
+    port,
+    server,
+    store,
+    keys,
+    ca: state,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await keys.close();
+      await store.close();
+    },
+  };
+}
