@@ -1,3 +1,4 @@
+import { mkdir } from "node:fs/promises";
 import { type ResolvedConfig, loadConfig } from "../config/index.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/store.js";
@@ -8,6 +9,7 @@ export async function resolveConfig(path: string | undefined): Promise<ResolvedC
 }
 
 export async function openConfiguredStore(rc: ResolvedConfig): Promise<Store> {
+  await mkdir(rc.dataDir, { recursive: true, mode: 0o700 });
   const store = await openStore(rc.storeUrl, { durability: rc.config.store.durability });
   await store.migrate();
   return store;
