@@ -6,7 +6,13 @@ import type { CaSigner, KeySpec, KeyStore } from "../keys/keystore.js";
 import type { Clock, Random } from "../runtime/clock.js";
 import type { Store } from "../store/store.js";
 import type { CaCertificate } from "../store/types.js";
-import { buildIntermediate, buildRoot, createLeafEncoder, type LeafEncoder, newSerial } from "../x509/index.js";
+import {
+  buildIntermediate,
+  buildRoot,
+  createLeafEncoder,
+  type LeafEncoder,
+  newSerial,
+} from "../x509/index.js";
 
 /** The CA certificate that signs leaves now, with its key and precomputed encoder. */
 export interface Issuer {
@@ -28,18 +34,23 @@ export function fingerprint(der: Buffer): string {
 }
 
 export function toPem(der: Buffer): string {
-  const b64 = der.toString("base64").match(/.{1,64}/g)!.join("\n");
+  const b64 = der
+    .toString("base64")
+    .match(/.{1,64}/g)!
+    .join("\n");
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
 }
 
 function stamp(t: number): string {
-  return new Date(t).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  return new Date(t)
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
 }
 
 function specFor(curve: Config["ca"]["curve"]): KeySpec {
   return { kind: "ec", curve };
 }
-
 
 /**
  * Creates a development root and intermediate on first start (when allowed), and

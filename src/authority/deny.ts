@@ -14,7 +14,9 @@ export async function recordDenial(
   err: unknown,
   ev: { type: string; actor: string | null; subject: string | null; data?: Record<string, unknown> },
 ): Promise<MayflyError> {
-  const me = isMayflyError(err) ? err : new MayflyError("internal.error", "an internal error occurred", { cause: err });
+  const me = isMayflyError(err)
+    ? err
+    : new MayflyError("internal.error", "an internal error occurred", { cause: err });
   const code: ErrorCode = me.code;
   await store.tx((tx) =>
     appendAudit(tx, clock, {

@@ -35,15 +35,20 @@ export interface Issued {
 function checkChallenge(ch: Challenge | null, agentId: string, now: number): void {
   if (!ch) throw new MayflyError("challenge.not_found", "no such challenge", { field: "nonce" });
   if (ch.agentId !== agentId) {
-    throw new MayflyError("challenge.agent_mismatch", "the challenge was issued to another agent", { field: "nonce" });
+    throw new MayflyError("challenge.agent_mismatch", "the challenge was issued to another agent", {
+      field: "nonce",
+    });
   }
-  if (ch.consumedAt !== null) throw new MayflyError("challenge.consumed", "the challenge was already used", { field: "nonce" });
-  if (ch.expiresAt <= now) throw new MayflyError("challenge.expired", "the challenge has expired", { field: "nonce" });
+  if (ch.consumedAt !== null)
+    throw new MayflyError("challenge.consumed", "the challenge was already used", { field: "nonce" });
+  if (ch.expiresAt <= now)
+    throw new MayflyError("challenge.expired", "the challenge has expired", { field: "nonce" });
 }
 
 function profileOf(config: Config, agent: Agent): Profile {
   const p = config.profiles[agent.profile];
-  if (!p) throw new MayflyError("profile.unknown", `agent ${agent.id} names unknown profile ${agent.profile}`);
+  if (!p)
+    throw new MayflyError("profile.unknown", `agent ${agent.id} names unknown profile ${agent.profile}`);
   return p;
 }
 
@@ -124,7 +129,9 @@ export async function issueCertificate(deps: IssueDeps, agentId: string, body: u
     // An independent parser re-reads what the template encoder produced before anyone sees it.
     checkLeaf(der, { issuerCertificate: issuer.record.der, leaf });
 
-    await store.tx((tx) => record(tx, deps, { agentId, nonce: req.nonce, now, decision, der, serial, evidence }));
+    await store.tx((tx) =>
+      record(tx, deps, { agentId, nonce: req.nonce, now, decision, der, serial, evidence }),
+    );
     return {
       der,
       chain: [issuer.record.der],
@@ -153,7 +160,15 @@ export async function issueCertificate(deps: IssueDeps, agentId: string, body: u
 async function record(
   tx: StoreTx,
   deps: IssueDeps,
-  r: { agentId: string; nonce: Buffer; now: number; decision: Grant; der: Buffer; serial: Buffer; evidence: EvidenceFacts },
+  r: {
+    agentId: string;
+    nonce: Buffer;
+    now: number;
+    decision: Grant;
+    der: Buffer;
+    serial: Buffer;
+    evidence: EvidenceFacts;
+  },
 ): Promise<void> {
   const { config, clock } = deps;
   const facts = await readFacts(tx, r.agentId);

@@ -30,7 +30,9 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.outp
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
   const field = issue.path.map(String).join(".");
-  const all = r.error.issues.map((i) => `${i.path.map(String).join(".") || "(body)"}: ${i.message}`).join("; ");
+  const all = r.error.issues
+    .map((i) => `${i.path.map(String).join(".") || "(body)"}: ${i.message}`)
+    .join("; ");
   throw new MayflyError("request.invalid", all, field ? { field } : {});
 }
 

@@ -29,7 +29,10 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    const benign = err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help";
+    const benign =
+      err.code === "commander.helpDisplayed" ||
+      err.code === "commander.version" ||
+      err.code === "commander.help";
     process.exitCode = benign ? EXIT.ok : EXIT.usage;
   } else {
     process.exitCode = reportError(err, process.argv.includes("--json"));

@@ -1,5 +1,5 @@
 import { mkdir } from "node:fs/promises";
-import { type ResolvedConfig, loadConfig } from "../config/index.js";
+import { loadConfig, type ResolvedConfig } from "../config/index.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/store.js";
 

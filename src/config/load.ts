@@ -22,11 +22,16 @@ export interface ResolvedConfig {
 }
 
 function formatPath(path: readonly PropertyKey[]): string {
-  return path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[");
+  return path
+    .map((p) => (typeof p === "number" ? `[${p}]` : String(p)))
+    .join(".")
+    .replace(/\.\[/g, "[");
 }
 
 /** Validates a parsed YAML/JSON value; every problem is reported at once. */
-export function validateConfig(raw: unknown): { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] } {
+export function validateConfig(
+  raw: unknown,
+): { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] } {
   const r = configSchema.safeParse(raw ?? {});
   if (r.success) return { ok: true, config: r.data };
   const issues = r.error.issues.map((i) => {
@@ -37,7 +42,9 @@ export function validateConfig(raw: unknown): { ok: true; config: Config } | { o
 }
 
 /** Parses YAML text; syntax errors are issues too, with line and column. */
-export function parseConfigText(text: string): { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] } {
+export function parseConfigText(
+  text: string,
+): { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] } {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
   if (doc.errors.length > 0) {
@@ -54,9 +61,13 @@ export function parseConfigText(text: string): { ok: true; config: Config } | { 
 
 export function configError(issues: ConfigIssue[], source: string | null): MayflyError {
   const lines = issues.map((i) => `  ${i.path || "(root)"}: ${i.message}`).join("\n");
-  return new MayflyError("config.invalid", `${source ?? "configuration"} has ${issues.length} error(s):\n${lines}`, {
-    extra: { issues },
-  });
+  return new MayflyError(
+    "config.invalid",
+    `${source ?? "configuration"} has ${issues.length} error(s):\n${lines}`,
+    {
+      extra: { issues },
+    },
+  );
 }
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -64,7 +75,9 @@ export function parseListen(text: string): { host: string; port: number } {
   const host = text.slice(0, i).replace(/^\[|\]$/g, "");
   const port = Number(text.slice(i + 1));
   if (!host || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new MayflyError("config.invalid", `listen address "${text}" is not host:port`, { field: "server.listen" });
+    throw new MayflyError("config.invalid", `listen address "${text}" is not host:port`, {
+      field: "server.listen",
+    });
   }
   return { host, port };
 }
@@ -86,7 +99,9 @@ export async function loadConfig(
     try {
       text = await readFile(path, "utf8");
     } catch (e) {
-      throw new MayflyError("config.invalid", `cannot read config file ${path}: ${(e as Error).message}`, { cause: e });
+      throw new MayflyError("config.invalid", `cannot read config file ${path}: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
     result = parseConfigText(text);
   }

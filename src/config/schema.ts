@@ -9,10 +9,13 @@ import { duration } from "./duration.js";
 const MINUTE = 60_000;
 const DAY = 86_400_000;
 
-export const secretRef = z.union([
-  z.object({ file: z.string().min(1) }).strict(),
-  z.object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "an environment variable name") }).strict(),
-], { error: "a secret reference, { file: PATH } or { env: NAME }; secrets are never written inline" });
+export const secretRef = z.union(
+  [
+    z.object({ file: z.string().min(1) }).strict(),
+    z.object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "an environment variable name") }).strict(),
+  ],
+  { error: "a secret reference, { file: PATH } or { env: NAME }; secrets are never written inline" },
+);
 
 const listen = z
   .string()
@@ -51,13 +54,19 @@ const ca = z
   .object({
     trustDomain: z
       .string()
-      .regex(/^[a-z0-9]([a-z0-9.-]{0,253}[a-z0-9])?$/, "a SPIFFE trust domain: lowercase letters, digits, dots, dashes")
+      .regex(
+        /^[a-z0-9]([a-z0-9.-]{0,253}[a-z0-9])?$/,
+        "a SPIFFE trust domain: lowercase letters, digits, dots, dashes",
+      )
       .default("mayfly.internal"),
     createDevRoot: z.boolean().default(true),
     curve: curve.default("P-256"),
     root: caName.default({ commonName: "Mayfly Development Root CA", organization: "Mayfly (development)" }),
     rootLifetime: duration({ min: DAY, max: 30 * 365 * DAY }).prefault("3650d"),
-    intermediate: caName.default({ commonName: "Mayfly Development Intermediate CA", organization: "Mayfly (development)" }),
+    intermediate: caName.default({
+      commonName: "Mayfly Development Intermediate CA",
+      organization: "Mayfly (development)",
+    }),
     intermediateLifetime: duration({ min: DAY, max: 5 * 365 * DAY }).prefault("365d"),
   })
   .strict();
@@ -75,11 +84,17 @@ const profile = z
     lifetime: duration({ min: 30_000, max: DAY }).prefault("5m"),
     maxLifetime: duration({ min: 30_000, max: DAY }).prefault("15m"),
     formats: z.array(attestationFormat).min(1).default(["tpm-certify", "tpm-quote"]),
-    keyResidency: z.array(z.enum(["tpm", "bound"])).min(1).default(["tpm", "bound"]),
+    keyResidency: z
+      .array(z.enum(["tpm", "bound"]))
+      .min(1)
+      .default(["tpm", "bound"]),
     agentMaxLifetime: duration({ min: MINUTE }).prefault("90d"),
   })
   .strict()
-  .refine((p) => p.lifetime <= p.maxLifetime, { message: "lifetime must not exceed maxLifetime", path: ["lifetime"] });
+  .refine((p) => p.lifetime <= p.maxLifetime, {
+    message: "lifetime must not exceed maxLifetime",
+    path: ["lifetime"],
+  });
 
 const owners = z
   .object({

@@ -17,9 +17,13 @@ export class EvidenceRegistry {
   get(name: unknown): EvidenceFormat {
     const f = typeof name === "string" ? this.#formats.get(name) : undefined;
     if (!f) {
-      throw new MayflyError("attestation.format_unsupported", `attestation format ${JSON.stringify(name)} is not supported`, {
-        field: "attestation.format",
-      });
+      throw new MayflyError(
+        "attestation.format_unsupported",
+        `attestation format ${JSON.stringify(name)} is not supported`,
+        {
+          field: "attestation.format",
+        },
+      );
     }
     return f;
   }

@@ -1,2 +1,8 @@
-export { decideIssuance, type Decision, type Grant, type IssuanceFacts, MIN_LIFETIME_MS } from "./issuance.js";
+export {
+  type Decision,
+  decideIssuance,
+  type Grant,
+  type IssuanceFacts,
+  MIN_LIFETIME_MS,
+} from "./issuance.js";
 export { checkLiveness, type Denial, type LivenessFacts } from "./liveness.js";

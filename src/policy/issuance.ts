@@ -26,7 +26,10 @@ export function decideIssuance(f: IssuanceFacts): Decision {
   if (live) return live;
   const { profile, evidence, now } = f;
   if (!profile.formats.includes(evidence.format)) {
-    return deny("attestation.format_not_allowed", `profile ${f.agent.profile} does not accept ${evidence.format}`);
+    return deny(
+      "attestation.format_not_allowed",
+      `profile ${f.agent.profile} does not accept ${evidence.format}`,
+    );
   }
   if (!profile.keyResidency.includes(evidence.keyResidency)) {
     return deny(

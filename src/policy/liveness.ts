@@ -22,14 +22,16 @@ export function checkLiveness(f: LivenessFacts): Denial | null {
   if (!owner) return deny("owner.not_found", `owner ${agent.ownerId} of agent ${agent.id} is unknown`);
   if (owner.status !== "active") return deny("owner.inactive", `owner ${owner.id} is ${owner.status}`);
   if (agent.status === "retired") return deny("agent.retired", `agent ${agent.id} is retired`);
-  if (agent.expiresAt <= now) return deny("agent.expired", `agent ${agent.id} expired at ${iso(agent.expiresAt)}`);
+  if (agent.expiresAt <= now)
+    return deny("agent.expired", `agent ${agent.id} expired at ${iso(agent.expiresAt)}`);
   if (agent.status !== "active") return deny("agent.inactive", `agent ${agent.id} is ${agent.status}`);
   if (!device) return deny("device.not_found", `device ${agent.deviceId} of agent ${agent.id} is unknown`);
   if (device.status !== "active") return deny("device.unenrolled", `device ${device.id} is ${device.status}`);
   if (!binding || binding.ownerId !== owner.id) {
     return deny("binding.expired", `agent ${agent.id} has no binding to owner ${owner.id}`);
   }
-  if (binding.expiresAt <= now) return deny("binding.expired", `the binding expired at ${iso(binding.expiresAt)}`);
+  if (binding.expiresAt <= now)
+    return deny("binding.expired", `the binding expired at ${iso(binding.expiresAt)}`);
   if (binding.affirmedAt + f.maxAffirmationAge <= now) {
     return deny("binding.affirmation_stale", `the owner last affirmed at ${iso(binding.affirmedAt)}`);
   }

@@ -9,7 +9,10 @@ import { opsRoutes } from "./routes/ops.js";
 /** Refuses a body that is not JSON before any route sees it. */
 function requireJson(req: Request, _res: Response, next: NextFunction): void {
   const hasBody = req.headers["content-length"] !== "0" && req.headers["content-length"] !== undefined;
-  if ((req.method === "POST" || req.method === "PUT" || req.method === "PATCH") && (hasBody || req.headers["transfer-encoding"])) {
+  if (
+    (req.method === "POST" || req.method === "PUT" || req.method === "PATCH") &&
+    (hasBody || req.headers["transfer-encoding"])
+  ) {
     if (!req.is("application/json")) {
       next(new MayflyError("request.unsupported_media_type", "send application/json"));
       return;

@@ -9,7 +9,9 @@ import type { SecretRef } from "../config/schema.js";
  * who can read the directory, which is why start-up warns loudly; production
  * configs name a file on another volume or an environment variable.
  */
-export async function devPassphrase(keysDir: string): Promise<{ ref: SecretRef; created: boolean; path: string }> {
+export async function devPassphrase(
+  keysDir: string,
+): Promise<{ ref: SecretRef; created: boolean; path: string }> {
   const path = join(keysDir, "passphrase");
   await mkdir(keysDir, { recursive: true, mode: 0o700 });
   try {

@@ -1,4 +1,4 @@
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 
 /**
  * JSON logs. Redaction is a second line of defence: code never passes keys, tokens

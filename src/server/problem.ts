@@ -18,14 +18,23 @@ export function problemType(code: string): string {
 }
 
 export function toProblem(err: MayflyError, instance?: string): Problem {
-  const p: Problem = { type: problemType(err.code), title: err.title, status: err.status, detail: err.detail, code: err.code };
+  const p: Problem = {
+    type: problemType(err.code),
+    title: err.title,
+    status: err.status,
+    detail: err.detail,
+    code: err.code,
+  };
   if (err.field) p.field = err.field;
   if (instance) p.instance = instance;
   return p;
 }
 
 export function sendProblem(res: Response, err: MayflyError, instance?: string): void {
-  res.status(err.status).type("application/problem+json").send(JSON.stringify(toProblem(err, instance)));
+  res
+    .status(err.status)
+    .type("application/problem+json")
+    .send(JSON.stringify(toProblem(err, instance)));
 }
 
 /** Maps the errors body-parser and express raise to stable codes. */

@@ -8,8 +8,8 @@ import { buildBundle, bundlePem } from "../authority/bundle.js";
 import { type CaState, fingerprint, loadOrCreateCa, toPem } from "../authority/ca-state.js";
 import type { ResolvedConfig } from "../config/load.js";
 import type { EvidenceRegistry } from "../evidence/registry.js";
-import { openKeyStore } from "../keys/open.js";
 import type { KeyStore } from "../keys/keystore.js";
+import { openKeyStore } from "../keys/open.js";
 import type { Clock, Random } from "../runtime/clock.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/store.js";
@@ -49,7 +49,10 @@ export async function startServer(
   if (!passphrase) {
     const dev = await devPassphrase(rc.keysDir);
     passphrase = dev.ref;
-    log.warn({ passphraseFile: dev.path, created: dev.created }, "using a development key passphrase stored beside the keys");
+    log.warn(
+      { passphraseFile: dev.path, created: dev.created },
+      "using a development key passphrase stored beside the keys",
+    );
   }
   const keys = await openKeyStore(
     { kind: config.keys.kind, dir: rc.keysDir, passphrase },

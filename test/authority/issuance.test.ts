@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyAuditChain } from "../../src/audit/index.js";
-import { attest, issueVia, newAgentKey, startTestCa, type TestCa } from "../helpers/test-ca.js";
 import { openssl, writeTemp } from "../helpers/openssl.js";
+import { attest, issueVia, newAgentKey, startTestCa, type TestCa } from "../helpers/test-ca.js";
 
 let ca: TestCa;
 beforeAll(async () => {
@@ -24,7 +24,11 @@ async function lastAudit() {
 }
 
 /** Asserts a deny: the code in problem+json, one audit event with it, no certificate written. */
-async function expectDenied(p: Promise<{ status: number; json: unknown; headers: Record<string, unknown> }>, code: string, status?: number) {
+async function expectDenied(
+  p: Promise<{ status: number; json: unknown; headers: Record<string, unknown> }>,
+  code: string,
+  status?: number,
+) {
   const before = await counts();
   const res = await p;
   const body = res.json as { code: string; type: string; status: number };
@@ -42,14 +46,41 @@ describe("issuance pipeline", () => {
     const agent = await ca.seedAgent();
     const { res } = await issueVia(ca, agent);
     expect(res.status).toBe(201);
-    const out = res.json as { certificate: string; chain: string[]; notBefore: string; notAfter: string; renewAfter: string; bundle: string };
+    const out = res.json as {
+      certificate: string;
+      chain: string[];
+      notBefore: string;
+      notAfter: string;
+      renewAfter: string;
+      bundle: string;
+    };
     const leaf = await writeTemp(ca.dir, "leaf.pem", out.certificate);
     const root = await writeTemp(ca.dir, "root.pem", ca.rootPem);
     const chain = await writeTemp(ca.dir, "chain.pem", out.chain.join(""));
-    const v = await openssl(["verify", "-x509_strict", "-purpose", "sslclient", "-CAfile", root, "-untrusted", chain, leaf]);
+    const v = await openssl([
+      "verify",
+      "-x509_strict",
+      "-purpose",
+      "sslclient",
+      "-CAfile",
+      root,
+      "-untrusted",
+      chain,
+      leaf,
+    ]);
     expect(v.stderr).toBe("");
     expect(v.stdout.trim()).toBe(`${leaf}: OK`);
-    const vs = await openssl(["verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", root, "-untrusted", chain, leaf]);
+    const vs = await openssl([
+      "verify",
+      "-x509_strict",
+      "-purpose",
+      "sslserver",
+      "-CAfile",
+      root,
+      "-untrusted",
+      chain,
+      leaf,
+    ]);
     expect(vs.code).toBe(0);
 
     const text = (await openssl(["x509", "-in", leaf, "-noout", "-text"])).stdout;
@@ -59,13 +90,21 @@ describe("issuance pipeline", () => {
     expect(text).toMatch(/Public Key Algorithm: id-ecPublicKey[\s\S]*NIST CURVE: P-256/);
     expect(text).toMatch(/X509v3 Basic Constraints: critical\s+CA:FALSE/);
     expect(text).toMatch(/X509v3 Key Usage: critical\s+Digital Signature\n/);
-    expect(text).toMatch(/X509v3 Extended Key Usage: *\n\s+TLS Web Client Authentication, TLS Web Server Authentication/);
-    expect(text).toMatch(new RegExp(`X509v3 Subject Alternative Name: critical\\s+URI:spiffe://mayfly.internal/agent/${agent.agentId}\\n`));
+    expect(text).toMatch(
+      /X509v3 Extended Key Usage: *\n\s+TLS Web Client Authentication, TLS Web Server Authentication/,
+    );
+    expect(text).toMatch(
+      new RegExp(
+        `X509v3 Subject Alternative Name: critical\\s+URI:spiffe://mayfly.internal/agent/${agent.agentId}\\n`,
+      ),
+    );
     expect(text).toMatch(/X509v3 Authority Key Identifier:/);
     expect(text).toMatch(/X509v3 Subject Key Identifier:/);
     expect(text).toMatch(/2\.25\.\d+:/); // the Mayfly extension, non-critical
     expect(text).not.toMatch(/2\.25\.\d+: critical/);
-    const exts = (text.match(/X509v3 [A-Za-z ]+:|2\.25\.\d+:/g) ?? []).filter((e) => e !== "X509v3 extensions:");
+    const exts = (text.match(/X509v3 [A-Za-z ]+:|2\.25\.\d+:/g) ?? []).filter(
+      (e) => e !== "X509v3 extensions:",
+    );
     expect(exts).toHaveLength(7);
 
     const nb = Date.parse(out.notBefore);
@@ -259,7 +298,11 @@ describe("every deny: a stable code, one audit event, nothing else written", () 
     const path = `/v1/agents/${agent.agentId}/certificates`;
     await expectDenied(ca.call(path, { nonce: "x" }) as never, "request.invalid", 400);
     await expectDenied(ca.call(path, undefined, { rawBody: "{not json" }) as never, "request.invalid", 400);
-    await expectDenied(ca.call(path, undefined, { rawBody: "a=b", contentType: "text/plain" }) as never, "request.unsupported_media_type", 415);
+    await expectDenied(
+      ca.call(path, undefined, { rawBody: "a=b", contentType: "text/plain" }) as never,
+      "request.unsupported_media_type",
+      415,
+    );
     await expectDenied(ca.call(path, { csr: "A".repeat(70_000) }) as never, "request.too_large", 413);
     await expectDenied(ca.call("/v1/nothing", {}) as never, "request.not_found", 404);
     await expectDenied(ca.call("/v1/agents/bad$id/certificates", {}) as never, "request.invalid", 400);

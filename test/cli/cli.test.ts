@@ -12,7 +12,8 @@ describe("mayfly CLI", () => {
   it("--help lists the commands and the exit codes; every command has --help", async () => {
     const r = await mayfly(["--help"]);
     expect(r.code).toBe(0);
-    for (const c of ["serve", "init", "config", "audit"]) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\b`, "m"));
+    for (const c of ["serve", "init", "config", "audit"])
+      expect(r.stdout).toMatch(new RegExp(`^  ${c}\\b`, "m"));
     expect(r.stdout).toMatch(/Exit codes:/);
     for (const c of [["serve"], ["init"], ["config", "check"], ["audit", "verify"]]) {
       const h = await mayfly([...c, "--help"]);
@@ -29,16 +30,25 @@ describe("mayfly CLI", () => {
 
   it("config check reports every error at once with its path (exit 1), JSON too", async () => {
     const file = join(dir, "bad.yaml");
-    writeFileSync(file, "server:\n  listen: nowhere\nca:\n  curve: P-521\nprofiles:\n  default:\n    lifetime: 2h\n    maxLifetime: 1h\nbogus: 1\n");
+    writeFileSync(
+      file,
+      "server:\n  listen: nowhere\nca:\n  curve: P-521\nprofiles:\n  default:\n    lifetime: 2h\n    maxLifetime: 1h\nbogus: 1\n",
+    );
     const r = await mayfly(["config", "check", file]);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("4 error(s)");
-    for (const p of ["server.listen:", "ca.curve:", "profiles.default.lifetime:", "(root): Unrecognized key"]) expect(r.stdout).toContain(p);
+    for (const p of ["server.listen:", "ca.curve:", "profiles.default.lifetime:", "(root): Unrecognized key"])
+      expect(r.stdout).toContain(p);
     const j = await mayfly(["config", "check", file, "--json"]);
     expect(j.code).toBe(1);
     const out = JSON.parse(j.stdout) as { ok: boolean; issues: { path: string }[] };
     expect(out.ok).toBe(false);
-    expect(out.issues.map((i) => i.path).sort()).toEqual(["", "ca.curve", "profiles.default.lifetime", "server.listen"]);
+    expect(out.issues.map((i) => i.path).sort()).toEqual([
+      "",
+      "ca.curve",
+      "profiles.default.lifetime",
+      "server.listen",
+    ]);
     const good = await mayfly(["config", "check", join("ca-config", "mayfly.full.yaml"), "--json"]);
     expect(good.code).toBe(0);
     expect(JSON.parse(good.stdout)).toMatchObject({ ok: true });
@@ -70,7 +80,10 @@ describe("mayfly CLI", () => {
   it("serve refuses to start without a CA when a development root is not allowed", async () => {
     const cfg = join(dir, "prod.yaml");
     writeFileSync(cfg, "ca:\n  createDevRoot: false\n");
-    const r = await mayfly(["serve", "-c", cfg], { MAYFLY_DATA_DIR: join(dir, "empty"), MAYFLY_LISTEN: "127.0.0.1:0" });
+    const r = await mayfly(["serve", "-c", cfg], {
+      MAYFLY_DATA_DIR: join(dir, "empty"),
+      MAYFLY_LISTEN: "127.0.0.1:0",
+    });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/config\.invalid: no CA certificates are configured/);
   });

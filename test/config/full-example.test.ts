@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
-import { isMap, isPair, isScalar, isSeq, parseDocument, type Pair, type YAMLMap } from "yaml";
 import { describe, expect, it } from "vitest";
+import { isMap, isPair, isScalar, isSeq, type Pair, parseDocument, type YAMLMap } from "yaml";
 import { parseConfigText, validateConfig } from "../../src/config/index.js";
 
 const fullText = readFileSync(new URL("../../ca-config/mayfly.full.yaml", import.meta.url), "utf8");
@@ -55,7 +55,9 @@ describe("ca-config/mayfly.full.yaml", () => {
       const isLeafOrSection = leafPaths(defaults.config).some((p) => p === path || p.startsWith(`${path}.`));
       expect(isLeafOrSection, `${path} in mayfly.full.yaml is not a schema key`).toBe(true);
     }
-    expect(isSeq(doc.get("server", true) ? (doc.getIn(["server", "tlsDnsNames"], true) as unknown) : null)).toBe(true);
+    expect(
+      isSeq(doc.get("server", true) ? (doc.getIn(["server", "tlsDnsNames"], true) as unknown) : null),
+    ).toBe(true);
   });
 
   it("the start configuration is valid", () => {

@@ -31,7 +31,13 @@ beforeAll(async () => {
   port = await freePort();
   child = spawn("npm", ["start"], {
     cwd: dir,
-    env: { ...process.env, MAYFLY_LISTEN: `127.0.0.1:${port}`, MAYFLY_DATA_DIR: "", MAYFLY_CONFIG: "", npm_config_loglevel: "error" },
+    env: {
+      ...process.env,
+      MAYFLY_LISTEN: `127.0.0.1:${port}`,
+      MAYFLY_DATA_DIR: "",
+      MAYFLY_CONFIG: "",
+      npm_config_loglevel: "error",
+    },
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -80,7 +86,8 @@ afterAll(() => {
 describe("npm start from a fresh checkout", () => {
   it("serves on the embedded defaults and says where everything is", () => {
     const data = join(dir, ".mayfly");
-    const byMsg = (m: string | RegExp) => logs.find((l) => (typeof m === "string" ? l.msg === m : m.test(String(l.msg))));
+    const byMsg = (m: string | RegExp) =>
+      logs.find((l) => (typeof m === "string" ? l.msg === m : m.test(String(l.msg))));
     expect(byMsg("mayfly starting")).toMatchObject({ dataDir: data });
     expect(byMsg("store ready")).toMatchObject({ store: "sqlite", url: `sqlite:${join(data, "mayfly.db")}` });
     expect(byMsg("key store ready")).toMatchObject({ keystore: "file", keysDir: join(data, "keys") });
@@ -97,8 +104,13 @@ describe("npm start from a fresh checkout", () => {
   it("answers /healthz over HTTPS verified with the root from /v1/bundle", async () => {
     // Trust on first use, then check the fingerprint against the start-up log line.
     const bundle = await https(`https://127.0.0.1:${port}/v1/bundle`, { insecure: true });
-    const b = bundle.json as { roots: { pem: string; fingerprint: string }[]; intermediates: { pem: string }[] };
-    const created = logs.find((l) => l.msg === "created development root and intermediate") as { rootFingerprintSha256: string };
+    const b = bundle.json as {
+      roots: { pem: string; fingerprint: string }[];
+      intermediates: { pem: string }[];
+    };
+    const created = logs.find((l) => l.msg === "created development root and intermediate") as {
+      rootFingerprintSha256: string;
+    };
     expect(b.roots[0]!.fingerprint).toBe(created.rootFingerprintSha256);
     const health = await https(`https://127.0.0.1:${port}/healthz`, { ca: b.roots[0]!.pem });
     expect(health.status).toBe(200);
@@ -116,7 +128,9 @@ describe("npm start from a fresh checkout", () => {
 
     // curl, a real TLS peer, agrees.
     const { execFileSync } = await import("node:child_process");
-    const out = execFileSync("curl", ["-sS", "--cacert", rootFile, `https://127.0.0.1:${port}/healthz`], { encoding: "utf8" });
+    const out = execFileSync("curl", ["-sS", "--cacert", rootFile, `https://127.0.0.1:${port}/healthz`], {
+      encoding: "utf8",
+    });
     expect(JSON.parse(out)).toEqual({ status: "ok" });
     // Without the root, verification fails.
     await expect(https(`https://127.0.0.1:${port}/healthz`)).rejects.toThrow(/certificate/);

@@ -16,7 +16,11 @@ export function mayfly(args: string[], env: Record<string, string> = {}): Promis
       ["--import", "tsx", join(REPO, "src/cli/main.ts"), ...args],
       { cwd: REPO, env: { ...process.env, MAYFLY_LOG_LEVEL: "silent", ...env }, encoding: "utf8" },
       (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : 1) : 0;
+        const code = err
+          ? typeof (err as { code?: unknown }).code === "number"
+            ? (err as { code: number }).code
+            : 1
+          : 0;
         resolve({ code, stdout, stderr });
       },
     );

@@ -12,7 +12,10 @@ export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
  * in CI the working tree is itself a clean clone.
  */
 export function freshCheckout(dest: string): void {
-  const files = execFileSync("git", ["ls-files", "-co", "--exclude-standard", "-z"], { cwd: REPO, encoding: "utf8" })
+  const files = execFileSync("git", ["ls-files", "-co", "--exclude-standard", "-z"], {
+    cwd: REPO,
+    encoding: "utf8",
+  })
     .split("\0")
     .filter(Boolean);
   for (const f of files) {

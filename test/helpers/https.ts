@@ -10,7 +10,15 @@ export interface HttpResult {
 /** A minimal HTTPS client that trusts exactly `ca` (or nothing but what's given). */
 export function https(
   url: string,
-  opts: { method?: string; body?: unknown; rawBody?: string; contentType?: string; ca?: string; insecure?: boolean; headers?: Record<string, string> } = {},
+  opts: {
+    method?: string;
+    body?: unknown;
+    rawBody?: string;
+    contentType?: string;
+    ca?: string;
+    insecure?: boolean;
+    headers?: Record<string, string>;
+  } = {},
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const payload = opts.rawBody ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));

@@ -5,7 +5,10 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 
-export async function openssl(args: string[], opts: { input?: string } = {}): Promise<{ stdout: string; stderr: string; code: number }> {
+export async function openssl(
+  args: string[],
+  opts: { input?: string } = {},
+): Promise<{ stdout: string; stderr: string; code: number }> {
   try {
     const p = run("openssl", args, { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
     if (opts.input !== undefined) p.child.stdin?.end(opts.input);
@@ -13,7 +16,11 @@ export async function openssl(args: string[], opts: { input?: string } = {}): Pr
     return { stdout, stderr, code: 0 };
   } catch (e) {
     const err = e as { stdout?: string; stderr?: string; code?: number };
-    return { stdout: err.stdout ?? "", stderr: err.stderr ?? "", code: typeof err.code === "number" ? err.code : 1 };
+    return {
+      stdout: err.stdout ?? "",
+      stderr: err.stderr ?? "",
+      code: typeof err.code === "number" ? err.code : 1,
+    };
   }
 }
 

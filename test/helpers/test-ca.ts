@@ -2,13 +2,13 @@ import { createHash, generateKeyPairSync, type KeyObject, sign, webcrypto } from
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as x509 from "../../src/x509/peculiar.js";
 import { pino } from "pino";
 import { loadConfig } from "../../src/config/index.js";
 import { EvidenceRegistry } from "../../src/evidence/registry.js";
 import { ManualClock, systemRandom } from "../../src/runtime/clock.js";
 import { type RunningServer, startServer } from "../../src/server/start.js";
 import type { Agent, Binding, Device, Owner } from "../../src/store/types.js";
+import * as x509 from "../../src/x509/peculiar.js";
 import { https } from "./https.js";
 import { testSignedFormat } from "./test-evidence.js";
 
@@ -28,8 +28,19 @@ export interface TestCa {
   running: RunningServer;
   rootPem: string;
   bundlePem: string;
-  seedAgent(opts?: Partial<{ agent: Partial<Agent>; owner: Partial<Owner>; device: Partial<Device>; binding: Partial<Binding> }>): Promise<TestAgent>;
-  call(path: string, body?: unknown, opts?: { rawBody?: string; contentType?: string; method?: string }): ReturnType<typeof https>;
+  seedAgent(
+    opts?: Partial<{
+      agent: Partial<Agent>;
+      owner: Partial<Owner>;
+      device: Partial<Device>;
+      binding: Partial<Binding>;
+    }>,
+  ): Promise<TestAgent>;
+  call(
+    path: string,
+    body?: unknown,
+    opts?: { rawBody?: string; contentType?: string; method?: string },
+  ): ReturnType<typeof https>;
   close(): Promise<void>;
 }
 
@@ -174,7 +185,11 @@ export async function newAgentKey(): Promise<AgentKey> {
 export function attest(deviceKey: KeyObject, nonce: Buffer, spki: Buffer) {
   const extraData = createHash("sha256").update(nonce).update(spki).digest();
   const signature = sign("sha256", extraData, deviceKey);
-  return { format: "test-signed", extraData: extraData.toString("base64url"), signature: signature.toString("base64url") };
+  return {
+    format: "test-signed",
+    extraData: extraData.toString("base64url"),
+    signature: signature.toString("base64url"),
+  };
 }
 
 /** Challenge then issuance, as an agent does it. */

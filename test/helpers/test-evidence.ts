@@ -15,9 +15,12 @@ export const testSignedFormat: EvidenceFormat = {
     const extraData = typeof att.extraData === "string" ? Buffer.from(att.extraData, "base64url") : null;
     const signature = typeof att.signature === "string" ? Buffer.from(att.signature, "base64url") : null;
     if (!extraData || !signature) {
-      throw new MayflyError("attestation.malformed", "extraData and signature are required", { field: "attestation" });
+      throw new MayflyError("attestation.malformed", "extraData and signature are required", {
+        field: "attestation",
+      });
     }
-    if (!ctx.device.akPublic) throw new MayflyError("attestation.malformed", "the device has no registered key");
+    if (!ctx.device.akPublic)
+      throw new MayflyError("attestation.malformed", "the device has no registered key");
     if (!matchesBinding(extraData, ctx.nonce, ctx.csrKey.spki)) {
       throw new MayflyError("attestation.nonce_mismatch", "extraData != SHA-256(nonce || SPKI)", {
         field: "attestation.extraData",

@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
-import { createServer as netServer } from "node:net";
 import { webcrypto, X509Certificate } from "node:crypto";
+import { createServer as netServer } from "node:net";
 import { connect, createServer, type PeerCertificate, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { issueVia, newAgentKey, startTestCa, type TestCa } from "../helpers/test-ca.js";
 import { writeTemp } from "../helpers/openssl.js";
+import { issueVia, newAgentKey, startTestCa, type TestCa } from "../helpers/test-ca.js";
 
 let ca: TestCa;
 interface Identity {
@@ -23,7 +23,10 @@ async function identity(): Promise<Identity> {
   expect(res.status).toBe(201);
   const out = res.json as { certificate: string; chain: string[] };
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", key.privateKey));
-  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString("base64").match(/.{1,64}/g)!.join("\n")}\n-----END PRIVATE KEY-----\n`;
+  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8
+    .toString("base64")
+    .match(/.{1,64}/g)!
+    .join("\n")}\n-----END PRIVATE KEY-----\n`;
   return {
     spiffeId: `spiffe://mayfly.internal/agent/${agent.agentId}`,
     keyPem,
@@ -49,7 +52,14 @@ afterAll(async () => {
 describe("mTLS with Mayfly leaves", () => {
   it("Node tls server and client authenticate each other by SPIFFE ID", async () => {
     const server = createServer(
-      { key: a.keyPem, cert: a.certPem + a.chainPem, ca: ca.rootPem, requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.3" },
+      {
+        key: a.keyPem,
+        cert: a.certPem + a.chainPem,
+        ca: ca.rootPem,
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: "TLSv1.3",
+      },
       (sock: TLSSocket) => {
         const peer = spiffeIdOf(sock.getPeerCertificate());
         sock.end(`hello ${peer}`);
@@ -88,12 +98,23 @@ describe("mTLS with Mayfly leaves", () => {
   });
 
   it("a client without a certificate is refused", async () => {
-    const server = createServer({ key: a.keyPem, cert: a.certPem + a.chainPem, ca: ca.rootPem, requestCert: true, rejectUnauthorized: true });
+    const server = createServer({
+      key: a.keyPem,
+      cert: a.certPem + a.chainPem,
+      ca: ca.rootPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+    });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
     const port = (server.address() as { port: number }).port;
     try {
       const outcome = await new Promise<string>((resolve) => {
-        const sock = connect({ host: "127.0.0.1", port, ca: ca.rootPem, checkServerIdentity: () => undefined });
+        const sock = connect({
+          host: "127.0.0.1",
+          port,
+          ca: ca.rootPem,
+          checkServerIdentity: () => undefined,
+        });
         sock.on("data", () => resolve("data"));
         sock.on("error", (e) => resolve(`error:${(e as NodeJS.ErrnoException).code ?? e.message}`));
         sock.on("end", () => resolve("end"));
@@ -117,21 +138,54 @@ describe("mTLS with Mayfly leaves", () => {
     };
     const port = await freePort();
     const server = spawn("openssl", [
-      "s_server", "-accept", `127.0.0.1:${port}`, "-naccept", "1", "-Verify", "2", "-verify_return_error", "-x509_strict",
-      "-cert", files.aCert, "-key", files.aKey, "-cert_chain", files.aChain, "-CAfile", files.root, "-tls1_3",
+      "s_server",
+      "-accept",
+      `127.0.0.1:${port}`,
+      "-naccept",
+      "1",
+      "-Verify",
+      "2",
+      "-verify_return_error",
+      "-x509_strict",
+      "-cert",
+      files.aCert,
+      "-key",
+      files.aKey,
+      "-cert_chain",
+      files.aChain,
+      "-CAfile",
+      files.root,
+      "-tls1_3",
     ]);
     let serverOut = "";
     server.stdout.on("data", (d) => (serverOut += d));
     server.stderr.on("data", (d) => (serverOut += d));
     await waitFor(() => serverOut.includes("ACCEPT"), 5000);
     const client = spawn("openssl", [
-      "s_client", "-connect", `127.0.0.1:${port}`, "-verify_return_error", "-x509_strict", "-verify", "2",
-      "-cert", files.bCert, "-key", files.bKey, "-cert_chain", files.bChain, "-CAfile", files.root, "-tls1_3",
+      "s_client",
+      "-connect",
+      `127.0.0.1:${port}`,
+      "-verify_return_error",
+      "-x509_strict",
+      "-verify",
+      "2",
+      "-cert",
+      files.bCert,
+      "-key",
+      files.bKey,
+      "-cert_chain",
+      files.bChain,
+      "-CAfile",
+      files.root,
+      "-tls1_3",
     ]);
     let clientOut = "";
     client.stdout.on("data", (d) => (clientOut += d));
     client.stderr.on("data", (d) => (clientOut += d));
-    await waitFor(() => clientOut.includes("Verify return code") && serverOut.includes("CIPHER is"), 10_000).catch(() => {});
+    await waitFor(
+      () => clientOut.includes("Verify return code") && serverOut.includes("CIPHER is"),
+      10_000,
+    ).catch(() => {});
     client.stdin.end("Q\n");
     const clientCode = await new Promise<number | null>((r) => client.on("close", r));
     server.kill();
@@ -140,7 +194,9 @@ describe("mTLS with Mayfly leaves", () => {
     expect(serverOut).not.toMatch(/verify error/);
     expect(serverOut).toMatch(/depth=0 [\s\S]*verify return:1/);
     // The server saw B's certificate: its PEM is printed after "Client certificate".
-    const printed = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(serverOut.slice(serverOut.indexOf("Client certificate")));
+    const printed = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(
+      serverOut.slice(serverOut.indexOf("Client certificate")),
+    );
     expect(printed).not.toBeNull();
     expect(new X509Certificate(printed![0]).subjectAltName).toBe(`URI:${b.spiffeId}`);
     expect(clientCode).toBe(0);

@@ -18,7 +18,8 @@ export function registerAudit(program: Command): void {
         const r = await verifyAuditChain(store);
         if (opts.json) printJson(r);
         else if (r.ok) process.stdout.write(`audit chain ok: ${r.count} events\n`);
-        else process.stdout.write(`audit chain BROKEN at event ${r.firstBadSeq}: ${r.reason} (${r.detail})\n`);
+        else
+          process.stdout.write(`audit chain BROKEN at event ${r.firstBadSeq}: ${r.reason} (${r.detail})\n`);
         process.exitCode = r.ok ? EXIT.ok : EXIT.checkFailed;
       } finally {
         await store.close();

@@ -31,13 +31,18 @@ export function registerInit(program: Command): void {
           created,
           dataDir: rc.dataDir,
           roots: state.roots.map((r) => ({ id: r.id, slot: r.slot, fingerprint: fingerprint(r.der) })),
-          intermediates: state.intermediates.map((r) => ({ id: r.id, slot: r.slot, fingerprint: fingerprint(r.der) })),
+          intermediates: state.intermediates.map((r) => ({
+            id: r.id,
+            slot: r.slot,
+            fingerprint: fingerprint(r.der),
+          })),
         };
         if (opts.json) printJson(out);
         else {
           process.stdout.write(`${created ? "created" : "already initialised"}: ${rc.dataDir}\n`);
           for (const r of out.roots) process.stdout.write(`root ${r.slot} ${r.fingerprint}\n`);
-          for (const r of out.intermediates) process.stdout.write(`intermediate ${r.slot} ${r.fingerprint}\n`);
+          for (const r of out.intermediates)
+            process.stdout.write(`intermediate ${r.slot} ${r.fingerprint}\n`);
         }
         process.exitCode = EXIT.ok;
       } finally {

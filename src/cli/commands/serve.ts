@@ -3,8 +3,8 @@ import { EvidenceRegistry } from "../../evidence/registry.js";
 import { systemClock, systemRandom } from "../../runtime/clock.js";
 import { createLogger } from "../../server/logger.js";
 import { startServer } from "../../server/start.js";
-import { resolveConfig } from "../open.js";
 import { productionFormats } from "../formats.js";
+import { resolveConfig } from "../open.js";
 
 export function registerServe(program: Command): void {
   program

@@ -10,7 +10,9 @@ const AGENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 function agentIdOf(raw: unknown): string {
   if (typeof raw !== "string" || !AGENT_ID.test(raw)) {
-    throw new MayflyError("request.invalid", "agent id must be 1-64 characters of [A-Za-z0-9_-]", { field: "agentId" });
+    throw new MayflyError("request.invalid", "agent id must be 1-64 characters of [A-Za-z0-9_-]", {
+      field: "agentId",
+    });
   }
   return raw;
 }
@@ -26,7 +28,9 @@ export function issuanceRoutes(ctx: ServerContext): Router {
         agentId,
       );
       ctx.metrics.challenges.inc({ result: "allow", code: "" });
-      res.status(201).json({ nonce: ch.nonce.toString("base64url"), expiresAt: new Date(ch.expiresAt).toISOString() });
+      res
+        .status(201)
+        .json({ nonce: ch.nonce.toString("base64url"), expiresAt: new Date(ch.expiresAt).toISOString() });
     } catch (err) {
       ctx.metrics.challenges.inc({ result: "deny", code: isMayflyError(err) ? err.code : "internal.error" });
       throw err;
