@@ -36,12 +36,21 @@ export const ERROR_CODES = {
   "challenge.consumed": { status: 400, title: "The challenge was already used" },
   "challenge.agent_mismatch": { status: 400, title: "The challenge belongs to another agent" },
   "attestation.format_unsupported": { status: 400, title: "The attestation format is not supported" },
-  "attestation.format_not_allowed": { status: 403, title: "The profile does not allow this attestation format" },
+  "attestation.format_not_allowed": {
+    status: 403,
+    title: "The profile does not allow this attestation format",
+  },
   "attestation.malformed": { status: 400, title: "The attestation is malformed" },
-  "attestation.nonce_mismatch": { status: 400, title: "The attestation is not bound to this challenge and key" },
+  "attestation.nonce_mismatch": {
+    status: 400,
+    title: "The attestation is not bound to this challenge and key",
+  },
   "attestation.signature_invalid": { status: 400, title: "The attestation signature does not verify" },
   "attestation.key_mismatch": { status: 400, title: "The attested key is not the CSR key" },
-  "attestation.residency_not_allowed": { status: 403, title: "The profile does not allow this key residency" },
+  "attestation.residency_not_allowed": {
+    status: 403,
+    title: "The profile does not allow this key residency",
+  },
 
   // liveness
   "agent.not_found": { status: 404, title: "Unknown agent" },
@@ -51,7 +60,10 @@ export const ERROR_CODES = {
   "owner.not_found": { status: 403, title: "The agent's owner is unknown" },
   "owner.inactive": { status: 403, title: "The agent's owner is not active" },
   "binding.expired": { status: 403, title: "The owner binding has expired" },
-  "binding.affirmation_stale": { status: 403, title: "The owner has not re-affirmed the binding recently enough" },
+  "binding.affirmation_stale": {
+    status: 403,
+    title: "The owner has not re-affirmed the binding recently enough",
+  },
   "device.not_found": { status: 403, title: "The agent's device is unknown" },
   "device.unenrolled": { status: 403, title: "The device is unenrolled" },
   "policy.lifetime_exhausted": { status: 403, title: "No certificate lifetime remains" },
