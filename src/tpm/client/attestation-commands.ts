@@ -30,6 +30,11 @@ export interface SignOptions {
   readonly scheme?: AsymScheme | null;
 }
 
+export interface CertifyOptions extends SignOptions {
+  /** For objectHandle, in the ADMIN role; `auth` is for the signing key. */
+  readonly objectAuth?: Authorization;
+}
+
 function readSigned(r: TpmReader): Signed {
   const signature = readSignature(r);
   return { signature, signatureBytes: marshalSignature(signature) };
@@ -45,7 +50,7 @@ export async function certify(
   objectHandle: number,
   signHandle: number,
   qualifyingData: Uint8Array,
-  opts: SignOptions & { readonly objectAuth?: Authorization } = {},
+  opts: CertifyOptions = {},
 ): Promise<Attestation> {
   const name = "TPM2_Certify";
   const params = new TpmWriter().tpm2b(qualifyingData, `${name}.qualifyingData`, MAX_DATA_BYTES);

@@ -74,11 +74,7 @@ export class TpmClient implements CommandRunner {
   flushContext(handle: number) {
     return life.flushContext(this, handle);
   }
-  evictControl(
-    objectHandle: number,
-    persistentHandle: number,
-    opts?: Parameters<typeof life.evictControl>[3],
-  ) {
+  evictControl(objectHandle: number, persistentHandle: number, opts?: life.EvictOptions) {
     return life.evictControl(this, objectHandle, persistentHandle, opts);
   }
 
@@ -118,12 +114,7 @@ export class TpmClient implements CommandRunner {
     return obj.readPublic(this, handle);
   }
 
-  certify(
-    objectHandle: number,
-    signHandle: number,
-    qualifyingData: Uint8Array,
-    opts?: Parameters<typeof att.certify>[4],
-  ) {
+  certify(objectHandle: number, signHandle: number, qualifyingData: Uint8Array, opts?: att.CertifyOptions) {
     return att.certify(this, objectHandle, signHandle, qualifyingData, opts);
   }
   quote(
@@ -155,7 +146,7 @@ export class TpmClient implements CommandRunner {
     keyHandle: number,
     credentialBlob: Uint8Array,
     encryptedSecret: Uint8Array,
-    auths?: Parameters<typeof ses.activateCredential>[5],
+    auths?: ses.ActivateAuths,
   ) {
     return ses.activateCredential(this, activateHandle, keyHandle, credentialBlob, encryptedSecret, auths);
   }

@@ -2,7 +2,7 @@
 // commands, and the few high-level operations enrolment and attestation need. Kept apart
 // from ../index.ts, which stays pure computation without I/O for the CA.
 export * from "./agent-operations.js";
-export type { Attestation, PcrValues, Signed, SignOptions } from "./attestation-commands.js";
+export type { Attestation, CertifyOptions, PcrValues, Signed, SignOptions } from "./attestation-commands.js";
 export type { TaggedProperty } from "./capability-commands.js";
 export { TpmClient, type TpmClientOptions } from "./client.js";
 export {
@@ -19,7 +19,7 @@ export {
 export * from "./constants.js";
 export { type DeviceFile, type DeviceTransportOptions, deviceTransport } from "./device-transport.js";
 export * from "./endorsement.js";
-export type { StartupType } from "./lifecycle-commands.js";
+export type { EvictOptions, StartupType } from "./lifecycle-commands.js";
 export type { NvReadOptions } from "./nv-commands.js";
 export type { CreatedKey, CreatedPrimary, Creation, ObjectPublic } from "./object-commands.js";
 export {
@@ -29,7 +29,7 @@ export {
   describeResponseCode,
   RETRYABLE_RCS,
 } from "./response-code.js";
-export type { SessionType } from "./session-commands.js";
+export type { ActivateAuths, SessionType } from "./session-commands.js";
 export { type NvPublic, type Ticket, TPMA_NV } from "./structures.js";
 export {
   type SwtpmEndpoint,

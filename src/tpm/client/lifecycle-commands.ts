@@ -50,11 +50,17 @@ export async function flushContext(tpm: CommandRunner, handle: number): Promise<
  * Makes a loaded object persistent at `persistentHandle`, or (given a persistent handle as
  * objectHandle and the same persistentHandle) removes it. Authorized by the owner.
  */
+export interface EvictOptions {
+  /** TPM_RH_OWNER (default) or TPM_RH_PLATFORM. */
+  readonly hierarchy?: number;
+  readonly auth?: Authorization;
+}
+
 export async function evictControl(
   tpm: CommandRunner,
   objectHandle: number,
   persistentHandle: number,
-  opts: { readonly hierarchy?: number; readonly auth?: Authorization } = {},
+  opts: EvictOptions = {},
 ): Promise<void> {
   const params = new TpmWriter().u32(persistentHandle, "TPM2_EvictControl.persistentHandle").finish();
   await tpm.run(

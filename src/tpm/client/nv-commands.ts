@@ -55,6 +55,7 @@ export async function nvRead(
 ): Promise<Buffer> {
   const name = "TPM2_NV_Read";
   if (!Number.isInteger(maxChunk) || maxChunk < 1) throw malformed(`${name}.size`, `chunk size ${maxChunk}`);
+  if (!Number.isInteger(size) || size < 0) throw malformed(`${name}.size`, `${size} bytes`);
   const chunk = Math.min(maxChunk, MAX_NV_BUFFER_BYTES);
   const start = opts.offset ?? 0;
   const parts: Buffer[] = [];

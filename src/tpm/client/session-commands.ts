@@ -86,6 +86,12 @@ export async function policyGetDigest(tpm: CommandRunner, session: PolicySession
   return value;
 }
 
+/** Authorizations for ActivateCredential; each defaults to the empty password. */
+export interface ActivateAuths {
+  readonly activate?: Authorization;
+  readonly key?: Authorization;
+}
+
 /**
  * TPM2_ActivateCredential: `credentialBlob` (TPM2B_ID_OBJECT) and `encryptedSecret`
  * (TPM2B_ENCRYPTED_SECRET) with their sizes, as MakeCredential and the protocol give them.
@@ -97,7 +103,7 @@ export async function activateCredential(
   keyHandle: number,
   credentialBlob: Uint8Array,
   encryptedSecret: Uint8Array,
-  auths: { readonly activate?: Authorization; readonly key?: Authorization } = {},
+  auths: ActivateAuths = {},
 ): Promise<Buffer> {
   const name = "TPM2_ActivateCredential";
   checkTpm2b(credentialBlob, `${name}.credentialBlob`, MAX_ID_OBJECT_BYTES);
