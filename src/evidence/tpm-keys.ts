@@ -1,0 +1,98 @@
+import {
+  publicKeyObject,
+  rsaExponent,
+  TPM_ALG,
+  TPM_ECC_CURVE,
+  TPMA_OBJECT,
+  type TpmtPublic,
+} from "../tpm/index.js";
+
+// Key rules shared by the AK check at activation and the certified key in tpm-certify.
+// They return the first failure as { attribute, detail } so each caller throws its own code.
+
+export interface KeyProblem {
+  /** The TPMT_PUBLIC member at fault, in spec spelling (e.g. "objectAttributes.fixedTPM"). */
+  readonly attribute: string;
+  readonly detail: string;
+}
+
+/** nameAlg and scheme hashes Mayfly accepts for TPM keys. */
+export const TPM_KEY_HASHES: ReadonlyMap<number, "sha256" | "sha384"> = new Map([
+  [TPM_ALG.SHA256, "sha256"],
+  [TPM_ALG.SHA384, "sha384"],
+]);
+
+const CURVES: ReadonlyMap<number, string> = new Map([
+  [TPM_ECC_CURVE.NIST_P256, "p256"],
+  [TPM_ECC_CURVE.NIST_P384, "p384"],
+]);
+
+/** "rsa-2048", "ecc-p256": for facts and messages. */
+export function keyTypeLabel(pub: TpmtPublic): string {
+  return pub.type === TPM_ALG.RSA
+    ? `rsa-${pub.keyBits}`
+    : `ecc-${CURVES.get(pub.curveId) ?? `0x${pub.curveId.toString(16)}`}`;
+}
+
+/** Every attribute in `set` must be set and every one in `clear` clear. */
+export function attributeProblem(
+  pub: TpmtPublic,
+  set: readonly (keyof typeof TPMA_OBJECT)[],
+  clear: readonly (keyof typeof TPMA_OBJECT)[],
+): KeyProblem | null {
+  const a = pub.objectAttributes;
+  for (const name of set) {
+    if ((a & TPMA_OBJECT[name]) === 0)
+      return { attribute: `objectAttributes.${name}`, detail: `${name} is clear` };
+  }
+  for (const name of clear) {
+    if ((a & TPMA_OBJECT[name]) !== 0)
+      return { attribute: `objectAttributes.${name}`, detail: `${name} is set` };
+  }
+  return null;
+}
+
+/** RSA >= 2048 bits with e = 65537, or ECC P-256 / P-384, holding a usable public key. */
+export function strengthProblem(pub: TpmtPublic): KeyProblem | null {
+  if (pub.type === TPM_ALG.RSA) {
+    if (pub.keyBits < 2048) {
+      return { attribute: "parameters.rsaDetail.keyBits", detail: `${pub.keyBits} bits is under 2048` };
+    }
+    if (rsaExponent(pub) !== 65537) {
+      return {
+        attribute: "parameters.rsaDetail.exponent",
+        detail: `exponent ${rsaExponent(pub)} is not 65537`,
+      };
+    }
+  } else if (!CURVES.has(pub.curveId)) {
+    return {
+      attribute: "parameters.eccDetail.curveID",
+      detail: `curve 0x${pub.curveId.toString(16)} is not P-256 or P-384`,
+    };
+  }
+  try {
+    publicKeyObject(pub);
+  } catch {
+    return { attribute: "unique", detail: "does not hold a valid public key" };
+  }
+  return null;
+}
+
+/** A signing scheme Mayfly verifies (RSASSA, RSAPSS, ECDSA) with SHA-256 or SHA-384. */
+export function signingSchemeProblem(pub: TpmtPublic, allowNull: boolean): KeyProblem | null {
+  const attribute = `parameters.${pub.type === TPM_ALG.RSA ? "rsaDetail" : "eccDetail"}.scheme`;
+  const s = pub.scheme;
+  if (s === null) return allowNull ? null : { attribute, detail: "no signing scheme (TPM_ALG_NULL)" };
+  const ok =
+    pub.type === TPM_ALG.RSA
+      ? s.scheme === TPM_ALG.RSASSA || s.scheme === TPM_ALG.RSAPSS
+      : s.scheme === TPM_ALG.ECDSA;
+  if (!ok) return { attribute, detail: `scheme 0x${s.scheme.toString(16)} is not RSASSA, RSAPSS or ECDSA` };
+  if (s.hashAlg === undefined || !TPM_KEY_HASHES.has(s.hashAlg)) {
+    return {
+      attribute: `${attribute}.details.hashAlg`,
+      detail: `hash 0x${(s.hashAlg ?? 0).toString(16)} is not SHA-256 or SHA-384`,
+    };
+  }
+  return null;
+}
