@@ -1,4 +1,5 @@
 import type {
+  Activation,
   Agent,
   AgentStatus,
   AuditEvent,
@@ -9,6 +10,7 @@ import type {
   Challenge,
   Device,
   DeviceStatus,
+  EkRegistration,
   Owner,
   OwnerStatus,
 } from "./types.js";
@@ -78,6 +80,34 @@ export interface StoreTx {
   insertCaCertificate(c: CaCertificate): Promise<void>;
   listCaCertificates(): Promise<CaCertificate[]>;
   setCaSlot(id: string, slot: CaSlot): Promise<void>;
+
+  // TPM activations (one attempt each) and registered EKs
+  insertActivation(a: Activation): Promise<void>; // store.conflict if the id exists
+  getActivation(id: string): Promise<Activation | null>;
+  /**
+   * Moves a pending, unexpired activation to `state` ("succeeded" or "failed") at `at`,
+   * setting deviceId; returns false if it was not pending or had expired. A conditional
+   * update, so exactly one attempt wins even across replicas.
+   */
+  completeActivation(
+    id: string,
+    state: "succeeded" | "failed",
+    deviceId: string | null,
+    at: number,
+  ): Promise<boolean>;
+  /** Activations created for this EK at or after `since` (rate limiting). */
+  countActivationsSince(ekPubHash: Buffer, since: number): Promise<number>;
+  /** Records the activated AK on a device (a device re-activates with a new AK). */
+  setDeviceAk(
+    id: string,
+    akPublic: Buffer,
+    akName: Buffer,
+    ekCertIssuer: string | null,
+    at: number,
+  ): Promise<void>;
+  upsertEkRegistration(r: EkRegistration): Promise<void>;
+  getEkRegistration(ekPubHash: Buffer): Promise<EkRegistration | null>;
+  deleteEkRegistration(ekPubHash: Buffer): Promise<boolean>;
 
   // audit: the audit module computes the chain; the store keeps it
   /** The last event, locking the chain head until the transaction ends. */

@@ -111,3 +111,32 @@ export interface AuditEvent extends AuditEventInput {
   prevHash: Buffer; // 32 zero bytes for seq 1
   hash: Buffer; // SHA-256 over the canonical encoding (see audit/)
 }
+
+export type ActivationState = "pending" | "succeeded" | "failed";
+/**
+ * One TPM credential activation (DESIGN.md: TPM device activation). The CA keeps only
+ * a hash of the secret it wrapped, so a database reader cannot answer the challenge.
+ */
+export interface Activation {
+  id: string;
+  ekPubHash: Buffer; // SHA-256 of the EK SubjectPublicKeyInfo DER
+  ekPublic: Buffer; // TPM2B_PUBLIC as presented
+  ekCertIssuer: string | null; // issuer DN of the EK certificate, when trusted via a chain
+  trustedVia: "certificate" | "registered";
+  akPublic: Buffer; // TPM2B_PUBLIC of the AK
+  akName: Buffer; // computed by the CA
+  secretHash: Buffer; // SHA-256 of the 32-byte secret
+  state: ActivationState;
+  deviceId: string | null; // set when it succeeds
+  createdAt: number;
+  expiresAt: number;
+  completedAt: number | null;
+}
+
+/** An EK an operator or an MDM hook vouched for, by the hash of its SubjectPublicKeyInfo. */
+export interface EkRegistration {
+  ekPubHash: Buffer;
+  source: string; // "cli", "mdm:<id>", ...
+  note: string | null;
+  createdAt: number;
+}

@@ -48,6 +48,12 @@ export function mapSqliteError(e: unknown, what: string): unknown {
         extra: { constraint: "agents.owner_id,name" },
       });
     }
+    if (cols === "activations.id") {
+      return new MayflyError("store.conflict", `${what}: an activation with that id already exists`, {
+        cause: e,
+        extra: { constraint: "activations.id" },
+      });
+    }
     return new MayflyError("store.conflict", `${what}: already exists (${cols})`, {
       cause: e,
       extra: { constraint: cols },

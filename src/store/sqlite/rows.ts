@@ -1,5 +1,6 @@
 import { MayflyError } from "../../errors/index.js";
 import type {
+  Activation,
   Agent,
   AuditDecision,
   AuditEvent,
@@ -8,6 +9,7 @@ import type {
   CertificateRecord,
   Challenge,
   Device,
+  EkRegistration,
   Owner,
 } from "../types.js";
 
@@ -134,6 +136,37 @@ export function caFromRow(r: Row): CaCertificate {
     der: buf(r.der),
     notBefore: num(r.not_before),
     notAfter: num(r.not_after),
+    createdAt: num(r.created_at),
+  };
+}
+
+export const ACTIVATION_COLS =
+  "id, ek_pub_hash, ek_public, ek_cert_issuer, trusted_via, ak_public, ak_name, secret_hash, state, " +
+  "device_id, created_at, expires_at, completed_at";
+export function activationFromRow(r: Row): Activation {
+  return {
+    id: str(r.id),
+    ekPubHash: buf(r.ek_pub_hash),
+    ekPublic: buf(r.ek_public),
+    ekCertIssuer: optStr(r.ek_cert_issuer),
+    trustedVia: str(r.trusted_via) as Activation["trustedVia"],
+    akPublic: buf(r.ak_public),
+    akName: buf(r.ak_name),
+    secretHash: buf(r.secret_hash),
+    state: str(r.state) as Activation["state"],
+    deviceId: optStr(r.device_id),
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
+    completedAt: optNum(r.completed_at),
+  };
+}
+
+export const EK_REGISTRATION_COLS = "ek_pub_hash, source, note, created_at";
+export function ekRegistrationFromRow(r: Row): EkRegistration {
+  return {
+    ekPubHash: buf(r.ek_pub_hash),
+    source: str(r.source),
+    note: optStr(r.note),
     createdAt: num(r.created_at),
   };
 }

@@ -1,6 +1,7 @@
 import { MayflyError } from "../../errors/index.js";
 import type { StoreTx } from "../store.js";
 import type {
+  Activation,
   Agent,
   AgentStatus,
   AuditEvent,
@@ -11,12 +12,15 @@ import type {
   Challenge,
   Device,
   DeviceStatus,
+  EkRegistration,
   Owner,
   OwnerStatus,
 } from "../types.js";
 import {
+  ACTIVATION_COLS,
   AGENT_COLS,
   AUDIT_COLS,
+  activationFromRow,
   agentFromRow,
   auditFromRow,
   BINDING_COLS,
@@ -29,6 +33,8 @@ import {
   challengeFromRow,
   DEVICE_COLS,
   deviceFromRow,
+  EK_REGISTRATION_COLS,
+  ekRegistrationFromRow,
   OWNER_COLS,
   ownerFromRow,
 } from "./rows.js";
@@ -245,6 +251,77 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
   async setCaSlot(id: string, slot: CaSlot): Promise<void> {
     const r = this.run("setCaSlot", "UPDATE ca_certificates SET slot = ? WHERE id = ?", [slot, id]);
     this.mustChange(r, () => new MayflyError("request.not_found", `no CA certificate ${id}`));
+  }
+
+  // TPM activations and registered EKs
+  async insertActivation(a: Activation): Promise<void> {
+    const sql = `INSERT INTO activations (${ACTIVATION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+    this.run("insertActivation", sql, [
+      a.id,
+      a.ekPubHash,
+      a.ekPublic,
+      a.ekCertIssuer,
+      a.trustedVia,
+      a.akPublic,
+      a.akName,
+      a.secretHash,
+      a.state,
+      a.deviceId,
+      a.createdAt,
+      a.expiresAt,
+      a.completedAt,
+    ]);
+  }
+  async getActivation(id: string): Promise<Activation | null> {
+    const r = this.get("getActivation", `SELECT ${ACTIVATION_COLS} FROM activations WHERE id = ?`, [id]);
+    return r ? activationFromRow(r) : null;
+  }
+  async completeActivation(
+    id: string,
+    state: "succeeded" | "failed",
+    deviceId: string | null,
+    at: number,
+  ): Promise<boolean> {
+    // As consumeChallenge: the condition is in the UPDATE, so exactly one attempt changes
+    // the row. expires_at == at is already expired.
+    const sql =
+      "UPDATE activations SET state = ?, device_id = ?, completed_at = ? " +
+      "WHERE id = ? AND state = 'pending' AND expires_at > ?";
+    return this.run("completeActivation", sql, [state, deviceId, at, id, at]).changes === 1;
+  }
+  async countActivationsSince(ekPubHash: Buffer, since: number): Promise<number> {
+    const sql = "SELECT COUNT(*) AS n FROM activations WHERE ek_pub_hash = ? AND created_at >= ?";
+    const r = this.get("countActivationsSince", sql, [ekPubHash, since]);
+    return Number(r?.n ?? 0);
+  }
+  async setDeviceAk(
+    id: string,
+    akPublic: Buffer,
+    akName: Buffer,
+    ekCertIssuer: string | null,
+    at: number,
+  ): Promise<void> {
+    const sql =
+      "UPDATE devices SET ak_public = ?, ak_name = ?, ek_cert_issuer = ?, updated_at = ? WHERE id = ?";
+    const r = this.run("setDeviceAk", sql, [akPublic, akName, ekCertIssuer, at, id]);
+    this.mustChange(r, () => new MayflyError("device.not_found", `no device ${id}`));
+  }
+  async upsertEkRegistration(r: EkRegistration): Promise<void> {
+    // created_at records when the EK was first vouched for and survives a re-registration;
+    // who vouched (source) and why (note) are replaced.
+    const sql =
+      `INSERT INTO ek_registrations (${EK_REGISTRATION_COLS}) VALUES (?, ?, ?, ?) ` +
+      "ON CONFLICT (ek_pub_hash) DO UPDATE SET source = excluded.source, note = excluded.note";
+    this.run("upsertEkRegistration", sql, [r.ekPubHash, r.source, r.note, r.createdAt]);
+  }
+  async getEkRegistration(ekPubHash: Buffer): Promise<EkRegistration | null> {
+    const sql = `SELECT ${EK_REGISTRATION_COLS} FROM ek_registrations WHERE ek_pub_hash = ?`;
+    const r = this.get("getEkRegistration", sql, [ekPubHash]);
+    return r ? ekRegistrationFromRow(r) : null;
+  }
+  async deleteEkRegistration(ekPubHash: Buffer): Promise<boolean> {
+    const sql = "DELETE FROM ek_registrations WHERE ek_pub_hash = ?";
+    return this.run("deleteEkRegistration", sql, [ekPubHash]).changes === 1;
   }
 
   // audit

@@ -1,7 +1,8 @@
 import { migration0001 } from "./0001_initial.js";
+import { migration0002 } from "./0002_activations.js";
 import type { Migration } from "./migration.js";
 
 export type { Migration } from "./migration.js";
 
 /** In order; versions contiguous from 1. Append new steps, never reorder. */
-export const SQLITE_MIGRATIONS: readonly Migration[] = [migration0001];
+export const SQLITE_MIGRATIONS: readonly Migration[] = [migration0001, migration0002];
