@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Store } from "../../src/store/store.js";
+import { activationTests } from "./conformance-activations.js";
 import { auditAndTxTests } from "./conformance-audit-tx.js";
 import { invariantTests } from "./conformance-invariants.js";
 import { recordTests } from "./conformance-records.js";
@@ -41,5 +42,6 @@ export function runStoreConformance(name: string, makeStore: () => Promise<Store
     recordTests(ref);
     invariantTests(ref);
     auditAndTxTests(ref);
+    activationTests(ref);
   });
 }

@@ -3,12 +3,14 @@ import { expect } from "vitest";
 import { isMayflyError } from "../../src/errors/index.js";
 import type { StoreTx } from "../../src/store/store.js";
 import type {
+  Activation,
   Agent,
   Binding,
   CaCertificate,
   CertificateRecord,
   Challenge,
   Device,
+  EkRegistration,
   Owner,
 } from "../../src/store/types.js";
 
@@ -135,6 +137,36 @@ export function caCertificate(id: string, over: Partial<CaCertificate> = {}): Ca
     der: bytes(`ca-der-${id}`, 500),
     notBefore: T0,
     notAfter: T0 + 365 * 86_400_000,
+    createdAt: T0,
+    ...over,
+  };
+}
+
+/** A pending activation; the EK is `ek` (a label), so several can share one EK. */
+export function activation(id: string, ek = "ek-1", over: Partial<Activation> = {}): Activation {
+  return {
+    id,
+    ekPubHash: bytes(`ek-hash-${ek}`),
+    ekPublic: bytes(`ek-public-${ek}`, 314),
+    ekCertIssuer: "CN=Example TPM Intermediate CA, O=Ünïcødé ✓",
+    trustedVia: "certificate",
+    akPublic: bytes(`ak-public-${id}`, 90),
+    akName: bytes(`ak-name-${id}`, 34),
+    secretHash: bytes(`secret-${id}`),
+    state: "pending",
+    deviceId: null,
+    createdAt: T0,
+    expiresAt: T0 + 300_000,
+    completedAt: null,
+    ...over,
+  };
+}
+
+export function ekRegistration(ek: string, over: Partial<EkRegistration> = {}): EkRegistration {
+  return {
+    ekPubHash: bytes(`ek-hash-${ek}`),
+    source: "cli",
+    note: `asset tag ${ek}`,
     createdAt: T0,
     ...over,
   };
