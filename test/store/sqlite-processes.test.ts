@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, expect, it } from "vitest";
 import { verifyAuditChain } from "../../src/audit/verify.js";
 import { SqliteStore } from "../../src/store/sqlite/index.js";
-import { challenge, seedAgent, T0 } from "./fixtures.js";
+import { activation, challenge, seedAgent, T0 } from "./fixtures.js";
 
 // Several processes on one SQLite file stand in for replicas: the in-process queue
 // cannot help them, only BEGIN IMMEDIATE and the conditional UPDATE can.
@@ -16,10 +16,16 @@ const dir = mkdtempSync(join(tmpdir(), "mayfly-procs-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const worker = fileURLToPath(new URL("./helpers/race-worker.ts", import.meta.url));
 
-async function startWorker(path: string, nonceHex: string, appends: number, name: string) {
+async function startWorker(
+  path: string,
+  nonceHex: string,
+  appends: number,
+  name: string,
+  activationId?: string,
+) {
   const child: ChildProcess = spawn(
     process.execPath,
-    ["--import", "tsx", worker, path, nonceHex, `${appends}`, name],
+    ["--import", "tsx", worker, path, nonceHex, `${appends}`, name, ...(activationId ? [activationId] : [])],
     {
       stdio: ["pipe", "pipe", "inherit"],
     },
@@ -39,12 +45,15 @@ async function startWorker(path: string, nonceHex: string, appends: number, name
     result: async () => {
       const [code] = await exited;
       expect(code).toBe(0);
-      return JSON.parse(out.split("\n").filter(Boolean).at(-1) ?? "null") as { won: boolean };
+      return JSON.parse(out.split("\n").filter(Boolean).at(-1) ?? "null") as {
+        won: boolean;
+        activationWon: boolean | null;
+      };
     },
   };
 }
 
-it("one challenge has one winner across processes, and their audit events form one chain", async () => {
+it("one challenge and one activation have one winner each across processes; audit events form one chain", async () => {
   const path = join(dir, "shared.db");
   const c = challenge("shared", "a1");
   const setup = new SqliteStore({ path });
@@ -52,18 +61,28 @@ it("one challenge has one winner across processes, and their audit events form o
   await setup.tx(async (tx) => {
     await seedAgent(tx, "a1");
     await tx.insertChallenge(c);
+    await tx.insertActivation(activation("act-shared"));
   });
   await setup.close();
 
   const workers = await Promise.all(
-    Array.from({ length: 5 }, (_, i) => startWorker(path, c.nonce.toString("hex"), 20, `replica-${i}`)),
+    Array.from({ length: 5 }, (_, i) =>
+      startWorker(path, c.nonce.toString("hex"), 20, `replica-${i}`, "act-shared"),
+    ),
   );
   for (const w of workers) w.go();
   const results = await Promise.all(workers.map((w) => w.result()));
   expect(results.filter((r) => r.won)).toHaveLength(1);
+  const activationWinners = results.flatMap((r, i) => (r.activationWon ? [i] : []));
+  expect(activationWinners).toHaveLength(1);
 
   const check = new SqliteStore({ path });
   expect(await verifyAuditChain(check)).toMatchObject({ ok: true, count: 100 });
   expect((await check.tx((tx) => tx.getChallenge(c.nonce)))?.consumedAt).toBe(T0 + 1);
+  expect(await check.tx((tx) => tx.getActivation("act-shared"))).toMatchObject({
+    state: "succeeded",
+    deviceId: `device-replica-${activationWinners[0]}`,
+    completedAt: T0 + 1,
+  });
   await check.close();
 }, 60_000);

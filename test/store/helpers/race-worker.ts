@@ -1,14 +1,15 @@
 // One "replica" for sqlite-processes.test.ts: its own process and connection on a
 // shared database file. It says "ready", waits for "go" on stdin so that all replicas
-// start together, races for one challenge, appends audit events, and reports.
+// start together, races for one challenge (and, if given, one TPM activation), appends
+// audit events, and reports.
 import { once } from "node:events";
 import { appendAudit } from "../../../src/audit/chain.js";
 import { ManualClock } from "../../../src/runtime/clock.js";
 import { SqliteStore } from "../../../src/store/sqlite/index.js";
 
-const [path, nonceHex, appendsArg, name] = process.argv.slice(2);
+const [path, nonceHex, appendsArg, name, activationId] = process.argv.slice(2);
 if (!path || !nonceHex || !appendsArg || !name)
-  throw new Error("usage: race-worker PATH NONCE_HEX APPENDS NAME");
+  throw new Error("usage: race-worker PATH NONCE_HEX APPENDS NAME [ACTIVATION_ID]");
 const store = new SqliteStore({ path, busyTimeoutMs: 30_000 });
 const clock = new ManualClock(1_750_000_000_000);
 
@@ -16,6 +17,12 @@ process.stdout.write("ready\n");
 await once(process.stdin, "data");
 
 const won = await store.tx((tx) => tx.consumeChallenge(Buffer.from(nonceHex, "hex"), clock.now() + 1));
+// The device id names the replica, so the stored outcome shows whose attempt won.
+const activationWon = activationId
+  ? await store.tx((tx) =>
+      tx.completeActivation(activationId, "succeeded", `device-${name}`, clock.now() + 1),
+    )
+  : null;
 for (let i = 0; i < Number(appendsArg); i++) {
   clock.advance(1);
   await store.tx((tx) =>
@@ -30,5 +37,5 @@ for (let i = 0; i < Number(appendsArg); i++) {
   );
 }
 await store.close();
-process.stdout.write(`${JSON.stringify({ won })}\n`);
+process.stdout.write(`${JSON.stringify({ won, activationWon })}\n`);
 process.stdin.destroy();

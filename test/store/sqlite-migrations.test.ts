@@ -1,0 +1,145 @@
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, describe, expect, it } from "vitest";
+import { SQLITE_MIGRATIONS, SqliteStore } from "../../src/store/sqlite/index.js";
+import { applyMigrations } from "../../src/store/sqlite/migrate.js";
+import { activation, bytes, ekRegistration, expectCode, owner, T0 } from "./fixtures.js";
+
+// The SQLite schema history: released steps never change, a database made by an older
+// build moves forward with its data, and the constraints of 0002 hold.
+
+const dir = mkdtempSync(join(tmpdir(), "mayfly-migrations-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const file = () => join(dir, `m${++n}.db`);
+
+// The SHA-256 of each released migration's SQL, as recorded in schema_migrations. A
+// database that applied a step refuses a build whose step differs: add a new step
+// instead of editing one, and append its checksum here.
+const RELEASED: Record<number, string> = {
+  1: "2e0a59d09b57f9b0c5a19b881333ab3527af9974333e75917fd89d0e84b89739",
+  2: "0fc6a0f6b798f74d1e1d544ca9699383504f114233f718e2c06ef1922695ba40",
+};
+
+function tables(path: string): string[] {
+  const raw = new Database(path, { readonly: true });
+  const rows = raw
+    .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name")
+    .all();
+  raw.close();
+  return (rows as { name: string }[]).map((r) => r.name);
+}
+
+describe("SQLite migrations", () => {
+  it("released steps are unchanged and numbered from 1", () => {
+    expect(SQLITE_MIGRATIONS.map((m) => m.version)).toEqual(SQLITE_MIGRATIONS.map((_, i) => i + 1));
+    const sums = Object.fromEntries(
+      SQLITE_MIGRATIONS.map((m) => [m.version, createHash("sha256").update(m.sql).digest("hex")]),
+    );
+    expect(sums).toEqual(RELEASED);
+  });
+
+  it("moves a database migrated by 0001 only to 0002, keeping its data", async () => {
+    const path = file();
+    // What a build that knew only 0001 left behind, written with the real runner.
+    const old = new Database(path);
+    old.pragma("journal_mode = WAL");
+    applyMigrations(old, SQLITE_MIGRATIONS.slice(0, 1));
+    old
+      .prepare(
+        "INSERT INTO devices (id, kind, status, ek_pub_hash, ek_cert_issuer, ak_name, ak_public, serial, " +
+          "mdm_id, managed, compliant, assigned_owner_id, created_at, updated_at) " +
+          "VALUES ('d1', 'tpm', 'active', ?, NULL, NULL, NULL, 'SN-1', NULL, 0, 1, NULL, ?, ?)",
+      )
+      .run(bytes("ek-hash-ek-1"), T0, T0);
+    old.close();
+    expect(tables(path)).not.toContain("activations");
+
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    await store.migrate();
+    const raw = new Database(path, { readonly: true });
+    const applied = raw
+      .prepare("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
+      .all();
+    raw.close();
+    expect(applied).toEqual(
+      SQLITE_MIGRATIONS.map((m) => ({ version: m.version, name: m.name, checksum: RELEASED[m.version] })),
+    );
+    expect(tables(path)).toEqual(
+      expect.arrayContaining(["activations", "activations_ek_pub_hash_created_at_idx", "ek_registrations"]),
+    );
+
+    // The old device is there, and the new methods work on it.
+    const before = await store.tx((tx) => tx.getDevice("d1"));
+    expect(before).toMatchObject({ id: "d1", akName: null, serial: "SN-1", compliant: true });
+    await store.tx(async (tx) => {
+      await tx.insertActivation(activation("act-1"));
+      expect(await tx.completeActivation("act-1", "succeeded", "d1", T0 + 1)).toBe(true);
+      await tx.setDeviceAk("d1", bytes("ak-public-act-1", 90), bytes("ak-name-act-1", 34), "CN=X", T0 + 1);
+      await tx.upsertEkRegistration(ekRegistration("ek-1"));
+      await tx.insertOwner(owner("o1"));
+    });
+    await store.close();
+
+    const again = new SqliteStore({ path });
+    await again.migrate();
+    await again.tx(async (tx) => {
+      expect(await tx.getActivation("act-1")).toMatchObject({ state: "succeeded", deviceId: "d1" });
+      expect((await tx.getDevice("d1"))?.akName).toEqual(bytes("ak-name-act-1", 34));
+      expect(await tx.getEkRegistration(bytes("ek-hash-ek-1"))).toEqual(ekRegistration("ek-1"));
+      expect(await tx.countActivationsSince(bytes("ek-hash-ek-1"), T0)).toBe(1);
+    });
+    await again.close();
+  });
+
+  it("refuses a database whose 0002 differs from this build's", async () => {
+    const path = file();
+    const s = new SqliteStore({ path });
+    await s.migrate();
+    await s.close();
+    const raw = new Database(path);
+    raw.prepare("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 2").run();
+    raw.close();
+    const t = new SqliteStore({ path });
+    await expectCode(t.migrate(), "config.invalid");
+    await t.close();
+  });
+
+  describe("0002 constraints (a caller bug is refused, not stored)", () => {
+    async function refused(write: Parameters<SqliteStore["tx"]>[0]): Promise<void> {
+      const s = new SqliteStore({ path: ":memory:" });
+      await s.migrate();
+      await expectCode(s.tx(write), "internal.error");
+      await s.close();
+    }
+
+    it("an unknown state or trust path", async () => {
+      await refused((tx) => tx.insertActivation(activation("a", "ek", { state: "done" as "failed" })));
+      await refused((tx) =>
+        tx.insertActivation(activation("a", "ek", { trustedVia: "tofu" as "registered" })),
+      );
+    });
+
+    it("a completion time that disagrees with the state, or a success without a device", async () => {
+      await refused((tx) => tx.insertActivation(activation("a", "ek", { completedAt: T0 + 1 })));
+      await refused((tx) => tx.insertActivation(activation("a", "ek", { state: "failed" })));
+      await refused((tx) =>
+        tx.insertActivation(activation("a", "ek", { state: "succeeded", completedAt: T0 + 1 })),
+      );
+      await refused(async (tx) => {
+        await tx.insertActivation(activation("a"));
+        await tx.completeActivation("a", "succeeded", null, T0 + 1);
+      });
+    });
+
+    it("hashes that are not SHA-256 sized", async () => {
+      await refused((tx) => tx.insertActivation(activation("a", "ek", { ekPubHash: bytes("x", 20) })));
+      await refused((tx) => tx.insertActivation(activation("a", "ek", { secretHash: bytes("x", 33) })));
+      await refused((tx) => tx.upsertEkRegistration(ekRegistration("ek", { ekPubHash: bytes("spki", 91) })));
+    });
+  });
+});
