@@ -1,10 +1,7 @@
 import type { EvidenceFormat } from "../evidence/format.js";
+import { tpmFormats } from "../evidence/tpm-formats.js";
 
-/**
- * The attestation formats a production server registers. Empty until the TPM
- * formats land: with none registered every issuance fails closed with
- * attestation.format_unsupported.
- */
+/** The attestation formats a production server registers: TPM2_Certify and TPM2_Quote. */
 export function productionFormats(): EvidenceFormat[] {
-  return [];
+  return tpmFormats();
 }

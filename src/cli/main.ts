@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { registerAudit } from "./commands/audit-verify.js";
 import { registerConfigCheck } from "./commands/config-check.js";
+import { registerDevice } from "./commands/device.js";
 import { registerInit } from "./commands/init.js";
 import { registerServe } from "./commands/serve.js";
 import { EXIT, EXIT_HELP } from "./exit-codes.js";
@@ -19,6 +20,7 @@ program
 registerServe(program);
 registerInit(program);
 registerConfigCheck(program);
+registerDevice(program);
 registerAudit(program);
 for (const c of program.commands) {
   c.exitOverride();

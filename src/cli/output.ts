@@ -10,7 +10,8 @@ export function reportError(err: unknown, json: boolean): number {
   if (isMayflyError(err)) {
     if (json) printJson({ ok: false, code: err.code, detail: err.detail, ...(err.extra ?? {}) });
     else process.stderr.write(`mayfly: ${err.code}: ${err.detail}\n`);
-    return err.code === "config.invalid" ? EXIT.checkFailed : EXIT.error;
+    if (err.code === "config.invalid") return EXIT.checkFailed;
+    return err.code === "request.invalid" ? EXIT.usage : EXIT.error;
   }
   const msg = err instanceof Error ? err.message : String(err);
   if (json) printJson({ ok: false, code: "internal.error", detail: msg });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { assuranceOidProblem, OID_MAYFLY_ASSURANCE } from "../x509/oids.js";
 import { duration } from "./duration.js";
 
 // The one configuration schema. Every key has a default, so an empty file is a
@@ -68,6 +69,13 @@ const ca = z
       organization: "Mayfly (development)",
     }),
     intermediateLifetime: duration({ min: DAY, max: 5 * 365 * DAY }).prefault("365d"),
+    assuranceExtensionOid: z
+      .string()
+      .superRefine((oid, ctx) => {
+        const problem = assuranceOidProblem(oid);
+        if (problem) ctx.addIssue({ code: "custom", message: `"${oid}" ${problem}` });
+      })
+      .default(OID_MAYFLY_ASSURANCE),
   })
   .strict();
 
@@ -102,6 +110,15 @@ const owners = z
   })
   .strict();
 
+const devices = z
+  .object({
+    ekTrustDir: z.string().min(1).default("ca-config/trust/tpm"),
+    activationTtl: duration({ min: 30_000, max: 30 * MINUTE }).prefault("5m"),
+    activationRateLimit: z.number().int().min(1).max(1000).default(5),
+    activationRateWindow: duration({ min: MINUTE, max: DAY }).prefault("1h"),
+  })
+  .strict();
+
 const log = z
   .object({
     level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -121,6 +138,7 @@ export const configSchema = z
       .default({ default: profile.parse({}) })
       .refine((p) => "default" in p, { message: 'a profile named "default" is required' }),
     owners: owners.prefault({}),
+    devices: devices.prefault({}),
     log: log.prefault({}),
   })
   .strict();

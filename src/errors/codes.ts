@@ -98,6 +98,12 @@ export const ERROR_CODES = {
   "device.ak_invalid": { status: 400, title: "The attestation key does not meet the requirements" },
   "device.not_activated": { status: 403, title: "The device has no activated attestation key" },
 
+  // TPM credential activation
+  "activation.not_found": { status: 404, title: "Unknown activation" },
+  "activation.expired": { status: 410, title: "The activation has expired" },
+  "activation.consumed": { status: 409, title: "The activation was already attempted" },
+  "activation.secret_mismatch": { status: 403, title: "The activation secret is wrong" },
+
   // last resort
   "internal.error": { status: 500, title: "Internal error" },
 } as const satisfies Record<string, { status: number; title: string }>;

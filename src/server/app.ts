@@ -3,6 +3,7 @@ import { MayflyError } from "../errors/index.js";
 import type { ServerContext } from "./context.js";
 import { problemHandler } from "./problem.js";
 import { bundleRoutes } from "./routes/bundle.js";
+import { deviceRoutes } from "./routes/devices.js";
 import { issuanceRoutes } from "./routes/issuance.js";
 import { opsRoutes } from "./routes/ops.js";
 
@@ -39,6 +40,7 @@ export function createApp(ctx: ServerContext): express.Express {
   app.use(express.json({ limit: ctx.config.server.bodyLimitBytes, strict: true, type: "application/json" }));
   app.use(opsRoutes(ctx));
   app.use(bundleRoutes(ctx));
+  app.use(deviceRoutes(ctx));
   app.use(issuanceRoutes(ctx));
   app.use((req, _res, next) => {
     next(new MayflyError("request.not_found", `no route for ${req.method} ${req.path}`));

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { CaState } from "../authority/ca-state.js";
 import type { Config } from "../config/schema.js";
+import type { EkTrustStore } from "../devices/ek-trust-store.js";
 import type { EvidenceRegistry } from "../evidence/registry.js";
 import type { Clock, Random } from "../runtime/clock.js";
 import type { Store } from "../store/store.js";
@@ -14,6 +15,8 @@ export interface ServerContext {
   evidence: EvidenceRegistry;
   config: Config;
   ca: () => CaState;
+  /** TPM manufacturer CAs that vouch for EKs. */
+  ekTrust: EkTrustStore;
   log: Logger;
   metrics: Metrics;
 }

@@ -2,11 +2,12 @@ import { generateKeyPairSync } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { buildBundle, bundlePem } from "../authority/bundle.js";
 import { type CaState, fingerprint, loadOrCreateCa, toPem } from "../authority/ca-state.js";
 import type { ResolvedConfig } from "../config/load.js";
+import { loadEkTrustStore } from "../devices/ek-trust-store.js";
 import type { EvidenceRegistry } from "../evidence/registry.js";
 import type { KeyStore } from "../keys/keystore.js";
 import { openKeyStore } from "../keys/open.js";
@@ -98,8 +99,15 @@ export async function startServer(
     notAfter: Math.min(now + config.server.tlsCertLifetime, state.issuer.notAfter),
   });
 
+  const ekTrustDir = resolve(config.devices.ekTrustDir);
+  const ekTrust = await loadEkTrustStore(ekTrustDir);
+  const trustLog = { ekTrustDir, roots: ekTrust.rootCount, intermediates: ekTrust.intermediateCount };
+  if (ekTrust.rootCount === 0)
+    log.warn(trustLog, "no TPM manufacturer roots: only registered EKs can activate");
+  else log.info(trustLog, "TPM manufacturer trust loaded");
+
   const metrics = createMetrics();
-  const app = createApp({ store, clock, random, evidence, config, ca: () => state, log, metrics });
+  const app = createApp({ store, clock, random, evidence, config, ca: () => state, log, metrics, ekTrust });
   const server = createServer(
     {
       key: tlsKey.privateKey.export({ type: "pkcs8", format: "pem" }),

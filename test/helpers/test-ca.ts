@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { loadConfig } from "../../src/config/index.js";
 import { EvidenceRegistry } from "../../src/evidence/registry.js";
+import { tpmFormats } from "../../src/evidence/tpm-formats.js";
 import { ManualClock, systemRandom } from "../../src/runtime/clock.js";
 import { type RunningServer, startServer } from "../../src/server/start.js";
 import type { Agent, Binding, Device, Owner } from "../../src/store/types.js";
@@ -66,7 +67,7 @@ export async function startTestCa(configYaml: string = TEST_CONFIG): Promise<Tes
   // Real time (TLS peers check validity against the wall clock), moved only by tests.
   const clock = new ManualClock(Date.now());
   const log = pino({ level: "silent" });
-  const evidence = new EvidenceRegistry([testSignedFormat]);
+  const evidence = new EvidenceRegistry([testSignedFormat, ...tpmFormats()]);
   const running = await startServer(rc, { clock, random: systemRandom, log, evidence });
   const bundle = await https(`${running.url}/v1/bundle`, { insecure: true });
   const b = bundle.json as { roots: { pem: string }[]; intermediates: { pem: string }[] };
