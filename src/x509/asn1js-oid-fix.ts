@@ -11,6 +11,11 @@ import { OID_MAYFLY_ASSURANCE } from "./oids.js";
 // The fix below replaces only the text rendering of a decoded OID, and only when a
 // sub-identifier was too big for a Number; such OIDs had no usable rendering before,
 // so nothing that worked changes. It is applied once, on first import, and checked.
+//
+// A configured assurance OID (`ca.assuranceExtensionOid`) with short arcs, such as a
+// PEN arc, needs no fix. asn1js also mishandles sub-identifiers of exactly 8 base-128
+// octets (2^49 up to 2^56): it cannot encode them and decodes them through a lossy
+// Number. The fix does not cover them; `assuranceOidProblem` (oids.ts) refuses such OIDs.
 
 interface SidBlock {
   isHexOnly: boolean;

@@ -17,13 +17,15 @@ export { checkLeaf, type LeafExpectation } from "./leaf-check.js";
 export { createLeafEncoder, type LeafEncoder, type LeafIssuer } from "./leaf-encoder.js";
 export { checkLeafInput, type LeafInput, SPIFFE_ID_MAX_OCTETS } from "./leaf-input.js";
 export {
+  assuranceOidDer,
   decodeMayflyAssurance,
   encodeMayflyAssurance,
   encodeMayflyExtension,
+  findMayflyAssurance,
   type KeyResidency,
   MAYFLY_ASSURANCE_VERSION,
   type MayflyAssurance,
 } from "./mayfly-extension.js";
-export { OID_MAYFLY_ASSURANCE } from "./oids.js";
+export { ASSURANCE_OID_MAX_LENGTH, assuranceOidProblem, OID_MAYFLY_ASSURANCE } from "./oids.js";
 export { isMayflySerial, newSerial, SERIAL_LENGTH } from "./serial.js";
 export { type SignerCrypto, signerCrypto } from "./signer-crypto.js";

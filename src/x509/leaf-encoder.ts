@@ -18,7 +18,7 @@ import {
 import { readIssuerCertificate } from "./issuer-certificate.js";
 import { splitSpki } from "./key-identifier.js";
 import { checkLeafInput, type LeafInput } from "./leaf-input.js";
-import { encodeMayflyExtension } from "./mayfly-extension.js";
+import { assuranceOidDer, encodeMayflyAssurance } from "./mayfly-extension.js";
 import {
   OID_AUTHORITY_KEY_IDENTIFIER,
   OID_BASIC_CONSTRAINTS,
@@ -42,6 +42,12 @@ export interface LeafIssuer {
   /** The issuing CA's certificate (DER); its subject and SKI are copied into leaves. */
   certificateDer: Buffer;
   signer: CaSigner;
+  /**
+   * OID of the Mayfly assurance extension (config `ca.assuranceExtensionOid`); defaults
+   * to OID_MAYFLY_ASSURANCE. Refused with certificate.profile_violation when
+   * `assuranceOidProblem` names a problem.
+   */
+  assuranceOid?: string;
 }
 
 export interface LeafEncoder {
@@ -90,6 +96,7 @@ export function createLeafEncoder(issuer: LeafIssuer): LeafEncoder {
     oid(OID_AUTHORITY_KEY_IDENTIFIER),
     octetString(sequence(tlv(contextTag(0, false), facts.subjectKeyIdentifier))),
   );
+  const mayflyOid = assuranceOidDer(issuer.assuranceOid);
 
   function encodeTbs(input: LeafInput): Buffer {
     checkLeafInput(input);
@@ -107,7 +114,7 @@ export function createLeafEncoder(issuer: LeafIssuer): LeafEncoder {
       san,
       extAki,
       ski,
-      encodeMayflyExtension(input.assurance),
+      sequence(mayflyOid, octetString(encodeMayflyAssurance(input.assurance))),
     );
     const extsHeader = Buffer.allocUnsafe(headerSize(exts.length));
     writeHeader(extsHeader, 0, contextTag(3, true), exts.length);

@@ -29,6 +29,8 @@ export interface ReferenceIssuer {
   signingAlgorithm: webcrypto.Algorithm & { hash: string };
   /** Defaults to the global WebCrypto. */
   crypto?: webcrypto.Crypto;
+  /** OID of the Mayfly assurance extension; defaults to OID_MAYFLY_ASSURANCE. */
+  assuranceOid?: string;
 }
 
 export async function buildReferenceLeaf(issuer: ReferenceIssuer, input: LeafInput): Promise<Buffer> {
@@ -59,7 +61,7 @@ export async function buildReferenceLeaf(issuer: ReferenceIssuer, input: LeafInp
         new SubjectAlternativeNameExtension([{ type: "url", value: input.spiffeId }], true),
         new AuthorityKeyIdentifierExtension(issuerSki.keyId, false),
         await SubjectKeyIdentifierExtension.create(input.spki, false, c),
-        new Extension(OID_MAYFLY_ASSURANCE, false, AsnConvert.serialize(assurance)),
+        new Extension(issuer.assuranceOid ?? OID_MAYFLY_ASSURANCE, false, AsnConvert.serialize(assurance)),
       ],
     },
     c,

@@ -1,22 +1,29 @@
 import { MayflyError } from "../errors/index.js";
 import {
+  contextTag,
   integerSmall,
   octetString,
   oid,
   sequence,
+  TAG_BOOLEAN,
   TAG_ENUMERATED,
+  TAG_INTEGER,
+  TAG_OCTET_STRING,
+  TAG_OID,
   TAG_SEQUENCE,
   TAG_UTF8_STRING,
   tlv,
   utf8String,
 } from "./der.js";
 import { DerReader } from "./der-reader.js";
-import { OID_MAYFLY_ASSURANCE } from "./oids.js";
+import { assuranceOidProblem, OID_MAYFLY_ASSURANCE } from "./oids.js";
 
 // The Mayfly assurance extension (non-critical), so that a relying party can see
 // who owns the agent, on which device it runs and how its key was attested:
 //
 //   id-mayfly-assurance OBJECT IDENTIFIER ::= { 2 25 292199526746055865623339137260964517254 }
+//
+// (the default; operators may configure another one, `ca.assuranceExtensionOid`)
 //
 //   MayflyAssurance ::= SEQUENCE {
 //     version            INTEGER (1),
@@ -50,7 +57,7 @@ const LONE_SURROGATE = /\p{Cs}/u;
 const STRING_FIELDS = ["ownerId", "deviceId", "agentId", "attestationFormat"] as const;
 
 const VERSION_DER = integerSmall(MAYFLY_ASSURANCE_VERSION);
-const EXTENSION_PREFIX = oid(OID_MAYFLY_ASSURANCE);
+const DEFAULT_OID_DER = oid(OID_MAYFLY_ASSURANCE);
 
 function violation(field: string, detail: string): MayflyError {
   return new MayflyError("certificate.profile_violation", detail, { field });
@@ -85,9 +92,20 @@ export function encodeMayflyAssurance(a: MayflyAssurance): Buffer {
   );
 }
 
-/** DER of the whole Extension: SEQUENCE { extnID, extnValue } (critical omitted: FALSE). */
-export function encodeMayflyExtension(a: MayflyAssurance): Buffer {
-  return sequence(EXTENSION_PREFIX, octetString(encodeMayflyAssurance(a)));
+/** The OBJECT IDENTIFIER TLV of an assurance OID; refuses OIDs `assuranceOidProblem` refuses. */
+export function assuranceOidDer(assuranceOid: string = OID_MAYFLY_ASSURANCE): Buffer {
+  if (assuranceOid === OID_MAYFLY_ASSURANCE) return DEFAULT_OID_DER;
+  const problem = assuranceOidProblem(assuranceOid);
+  if (problem) throw violation("assuranceOid", `assurance extension OID ${assuranceOid} ${problem}`);
+  return oid(assuranceOid);
+}
+
+/**
+ * DER of the whole Extension: SEQUENCE { extnID, extnValue } (critical omitted: FALSE),
+ * under `assuranceOid` (default OID_MAYFLY_ASSURANCE).
+ */
+export function encodeMayflyExtension(a: MayflyAssurance, assuranceOid?: string): Buffer {
+  return sequence(assuranceOidDer(assuranceOid), octetString(encodeMayflyAssurance(a)));
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -123,4 +141,49 @@ export function decodeMayflyAssurance(extnValue: Uint8Array): MayflyAssurance {
   r.end();
   const [ownerId, deviceId, agentId, attestationFormat] = strings as [string, string, string, string];
   return { ownerId, deviceId, agentId, attestationFormat, keyResidency: residency };
+}
+
+/**
+ * The Mayfly assurance of a certificate (DER), found under `assuranceOid` (default
+ * OID_MAYFLY_ASSURANCE; pass the issuing CA's `ca.assuranceExtensionOid` if it set
+ * one), or null when the certificate has no such extension. The certificate is walked
+ * with the strict DER reader and extension OIDs are compared as DER octets, so arcs of
+ * any size work (Go, RustCrypto and Botan refuse arcs above 2^31). It does not verify
+ * the certificate: do that first. A repeated extension is an error.
+ */
+export function findMayflyAssurance(
+  certificateDer: Uint8Array,
+  assuranceOid: string = OID_MAYFLY_ASSURANCE,
+): MayflyAssurance | null {
+  const want = assuranceOidDer(assuranceOid);
+  const der = Buffer.from(certificateDer.buffer, certificateDer.byteOffset, certificateDer.byteLength);
+  const top = new DerReader(der, "certificate.profile_violation", "Certificate");
+  const cert = top.enter(TAG_SEQUENCE, "Certificate");
+  top.end();
+  const tbs = cert.enter(TAG_SEQUENCE, "tbsCertificate");
+  tbs.optional(contextTag(0, true), "tbsCertificate.version");
+  tbs.expect(TAG_INTEGER, "tbsCertificate.serialNumber");
+  for (const f of ["signature", "issuer", "validity", "subject", "subjectPublicKeyInfo"]) {
+    tbs.expect(TAG_SEQUENCE, `tbsCertificate.${f}`);
+  }
+  tbs.optional(contextTag(1, false), "tbsCertificate.issuerUniqueID");
+  tbs.optional(contextTag(2, false), "tbsCertificate.subjectUniqueID");
+  const extsTag = tbs.optional(contextTag(3, true), "tbsCertificate.extensions");
+  tbs.end();
+  if (!extsTag) return null;
+  const outer = tbs.child(extsTag, "tbsCertificate.extensions");
+  const exts = outer.enter(TAG_SEQUENCE, "tbsCertificate.extensions");
+  outer.end();
+  let value: Buffer | undefined;
+  while (!exts.atEnd()) {
+    const ext = exts.enter(TAG_SEQUENCE, "Extension");
+    const id = ext.expect(TAG_OID, "Extension.extnID").raw;
+    ext.optional(TAG_BOOLEAN, "Extension.critical");
+    const v = ext.expect(TAG_OCTET_STRING, "Extension.extnValue").content;
+    ext.end();
+    if (!id.equals(want)) continue;
+    if (value) ext.fail("MayflyAssurance", "the Mayfly assurance extension appears twice");
+    value = v;
+  }
+  return value ? decodeMayflyAssurance(value) : null;
 }

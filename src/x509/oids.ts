@@ -8,9 +8,52 @@
  *   UUID dbd394f2-c8e3-48cd-9cd9-67337fdf9586
  *   = 292199526746055865623339137260964517254
  * Caveat (docs/mayfly-extension.md): Go's crypto/x509 refuses any certificate with an
- * extension OID arc above 2^31, so Go TLS peers reject leaves carrying this OID.
+ * extension OID arc above 2^31, so Go TLS peers reject leaves carrying this OID. It is
+ * only the default: operators set `ca.assuranceExtensionOid` to an arc under their own
+ * IANA Private Enterprise Number.
  */
 export const OID_MAYFLY_ASSURANCE = "2.25.292199526746055865623339137260964517254";
+
+/** Longest `ca.assuranceExtensionOid` accepted, in characters (the default has 44). */
+export const ASSURANCE_OID_MAX_LENGTH = 128;
+
+const DOTTED = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
+// Arcs of standard extensions (id-ce, id-pkix): a relying party would read the Mayfly
+// payload with their syntax, and an OID the leaf already carries would repeat an
+// extension (RFC 5280 §4.2 forbids that).
+const RESERVED_ARCS = ["2.5.29", "1.3.6.1.5.5.7"];
+const SEVEN_OCTETS = 2n ** 49n;
+const EIGHT_OCTETS = 2n ** 56n;
+
+/**
+ * Why `dotted` cannot be the Mayfly assurance extension's OID, or null if it can; the
+ * reason reads after the OID ("1.2 has fewer than three arcs").
+ * Strict: decimal arcs without leading zeros, at least three, first 0-2, second < 40
+ * under 0 and 1. Also refused: the standard extension arcs, and sub-identifiers that
+ * asn1js (the parser under the post-signing check) cannot carry: a first one
+ * (40 * arc1 + arc2) from 2^49, or a later one of exactly 8 base-128 octets (2^49 up to
+ * 2^56), which it encodes as nothing and decodes through a lossy Number (see
+ * asn1js-oid-fix.ts; longer arcs, such as the default's, are handled by the fix).
+ */
+export function assuranceOidProblem(dotted: string): string | null {
+  if (dotted.length > ASSURANCE_OID_MAX_LENGTH)
+    return `is longer than ${ASSURANCE_OID_MAX_LENGTH} characters`;
+  if (!DOTTED.test(dotted))
+    return "is not a dotted OID such as 1.3.6.1.4.1.<PEN>.1 (decimal arcs, no leading zeros)";
+  const arcs = dotted.split(".").map(BigInt);
+  if (arcs.length < 3) return "has fewer than three arcs";
+  const [first, second] = arcs as [bigint, bigint];
+  if (first > 2n) return "must start with 0, 1 or 2";
+  if (first < 2n && second >= 40n) return "must have a second arc below 40 when the first is 0 or 1";
+  if (RESERVED_ARCS.some((r) => dotted === r || dotted.startsWith(`${r}.`))) {
+    return `must not be under a standard extension arc (${RESERVED_ARCS.join(", ")})`;
+  }
+  if (first * 40n + second >= SEVEN_OCTETS) return "has a second arc too large for asn1js";
+  if (arcs.slice(2).some((a) => a >= SEVEN_OCTETS && a < EIGHT_OCTETS)) {
+    return "has an arc from 2^49 up to 2^56 (8 base-128 octets), which asn1js mishandles";
+  }
+  return null;
+}
 
 // Certificate extensions (RFC 5280 §4.2.1).
 export const OID_SUBJECT_KEY_IDENTIFIER = "2.5.29.14";

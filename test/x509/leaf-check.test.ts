@@ -38,6 +38,7 @@ interface Variant {
   notAfter?: number;
   ownerId?: string;
   signWith?: TestIssuer;
+  assuranceOid?: string;
 }
 
 async function variant(v: Variant): Promise<Buffer> {
@@ -56,7 +57,7 @@ async function variant(v: Variant): Promise<Buffer> {
     ),
     new AuthorityKeyIdentifierExtension(skiOfIssuer, false),
     await SubjectKeyIdentifierExtension.create(leaf.spki, false),
-    new Extension(OID_MAYFLY_ASSURANCE, false, AsnConvert.serialize(a)),
+    new Extension(v.assuranceOid ?? OID_MAYFLY_ASSURANCE, false, AsnConvert.serialize(a)),
   ].filter((e) => e.type !== v.drop);
   if (v.extra) exts.push(v.extra);
   const cert = await X509CertificateGenerator.create({
@@ -73,9 +74,9 @@ async function variant(v: Variant): Promise<Buffer> {
   return Buffer.from(cert.rawData);
 }
 
-function fieldOf(der: Buffer): string {
+function fieldOf(der: Buffer, assuranceOid?: string): string {
   try {
-    checkLeaf(der, { issuerCertificate: issuer.certificateDer, leaf });
+    checkLeaf(der, { issuerCertificate: issuer.certificateDer, leaf, assuranceOid });
   } catch (e) {
     if (isMayflyError(e) && e.code === "certificate.profile_violation") return e.field ?? "?";
     throw e;
@@ -128,6 +129,29 @@ describe("checkLeaf", () => {
       extra: new BasicConstraintsExtension(false, undefined, true),
     });
     expect(fieldOf(swapped)).toBe("extensions[0].extnID");
+  });
+
+  it("checks the Mayfly extension under the configured OID", async () => {
+    const pen = "1.3.6.1.4.1.32473.1"; // IANA's documentation PEN (RFC 5612)
+    const der = await createLeafEncoder({
+      certificateDer: issuer.certificateDer,
+      signer: issuer.signer,
+      assuranceOid: pen,
+    }).issue(leaf);
+    expect(fieldOf(der, pen)).toBe("accepted");
+    expect(fieldOf(await variant({ assuranceOid: pen }), pen)).toBe("accepted");
+    // The OID differs from the one expected, either way round.
+    expect(fieldOf(der)).toBe("extensions[6].extnID");
+    expect(fieldOf(der, OID_MAYFLY_ASSURANCE)).toBe("extensions[6].extnID");
+    expect(fieldOf(der, "1.3.6.1.4.1.32473.2")).toBe("extensions[6].extnID");
+    expect(fieldOf(await variant({}), pen)).toBe("extensions[6].extnID");
+    expect(fieldOf(await variant({ assuranceOid: "1.3.6.1.4.1.32473.1.1" }), pen)).toBe(
+      "extensions[6].extnID",
+    );
+    // The payload is still checked under the configured OID.
+    expect(fieldOf(await variant({ assuranceOid: pen, ownerId: "owner-eve" }), pen)).toBe(
+      "extensions.mayflyAssurance.ownerId",
+    );
   });
 
   it("rejects a leaf checked against the wrong issuer", async () => {

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { HashName } from "../../src/keys/keystore.js";
+import { oid } from "../../src/x509/der.js";
 import {
   checkLeaf,
   createLeafEncoder,
@@ -9,6 +10,7 @@ import {
   newSerial,
 } from "../../src/x509/index.js";
 import { buildReferenceLeaf, signatureOf, tbsOf } from "../../src/x509/leaf-reference.js";
+import { OID_MAYFLY_ASSURANCE } from "../../src/x509/oids.js";
 import { type AgentKeyFixture, agentKeyPool, makeIssuer, type TestIssuer } from "./fixtures.js";
 
 // The fast encoder against @peculiar/x509 on random inputs: the TBS must be
@@ -16,7 +18,11 @@ import { type AgentKeyFixture, agentKeyPool, makeIssuer, type TestIssuer } from 
 // reference's own signature (ECDSA signatures are randomized, so that is the only way
 // to compare the complete DER). Each case is also signed for real and passed through
 // checkLeaf. CI runs at least 1,000 cases; MAYFLY_PROPERTY_RUNS raises it locally.
+// A second run repeats it with a configured short assurance OID (ca.assuranceExtensionOid).
 const RUNS = Math.max(1000, Number(process.env.MAYFLY_PROPERTY_RUNS ?? 0));
+const PEN_RUNS = Math.max(300, Math.floor(RUNS / 3));
+/** Under IANA's documentation PEN 32473 (RFC 5612). */
+const PEN_OID = "1.3.6.1.4.1.32473.1";
 
 const MIN_MS = Date.UTC(1950, 0, 1);
 const MAX_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
@@ -65,6 +71,7 @@ const id = fc
 describe("fast leaf encoder vs @peculiar/x509", () => {
   let issuers: TestIssuer[];
   let keys: AgentKeyFixture[];
+  // Keyed by issuer name and assurance OID.
   const encoders = new Map<string, { fake: LeafEncoder; real: LeafEncoder }>();
   // What the fake signer returns next, and the TBS it was last asked to sign.
   let nextSignature: Buffer = Buffer.alloc(0);
@@ -81,14 +88,30 @@ describe("fast leaf encoder vs @peculiar/x509", () => {
           return nextSignature;
         },
       };
-      encoders.set(iss.name, {
+      encoders.set(`${iss.name} ${OID_MAYFLY_ASSURANCE}`, {
         fake: createLeafEncoder({ certificateDer: iss.certificateDer, signer: fakeSigner }),
         real: createLeafEncoder({ certificateDer: iss.certificateDer, signer: iss.signer }),
+      });
+      encoders.set(`${iss.name} ${PEN_OID}`, {
+        fake: createLeafEncoder({
+          certificateDer: iss.certificateDer,
+          signer: fakeSigner,
+          assuranceOid: PEN_OID,
+        }),
+        real: createLeafEncoder({
+          certificateDer: iss.certificateDer,
+          signer: iss.signer,
+          assuranceOid: PEN_OID,
+        }),
       });
     }
   });
 
-  it(`is byte-identical on ${RUNS} random leaves`, async () => {
+  /** One property run; `assuranceOid` undefined means the default, as callers that pass none get. */
+  async function differential(runs: number, assuranceOid: string | undefined): Promise<void> {
+    const oidText = assuranceOid ?? OID_MAYFLY_ASSURANCE;
+    const oidDer = oid(oidText);
+    const otherDer = oid(assuranceOid ? OID_MAYFLY_ASSURANCE : PEN_OID);
     const stats = { generalized: 0, longSan: 0, kinds: new Set<string>() };
     await fc.assert(
       fc.asyncProperty(
@@ -111,29 +134,40 @@ describe("fast leaf encoder vs @peculiar/x509", () => {
             spiffeId: spiffe,
             assurance: { ...ids, attestationFormat, keyResidency },
           };
-          const enc = encoders.get(issuer.name)!;
-          const reference = await buildReferenceLeaf(issuer.reference, input);
+          const enc = encoders.get(`${issuer.name} ${oidText}`)!;
+          const reference = await buildReferenceLeaf({ ...issuer.reference, assuranceOid }, input);
           const referenceTbs = tbsOf(reference);
 
-          expect(enc.fake.encodeTbs(input).equals(referenceTbs)).toBe(true);
+          const tbs = enc.fake.encodeTbs(input);
+          expect(tbs.equals(referenceTbs)).toBe(true);
+          expect(tbs.includes(oidDer)).toBe(true);
+          expect(tbs.includes(otherDer)).toBe(false);
           nextSignature = signatureOf(reference);
           const whole = await enc.fake.issue(input);
           expect(signedTbs.equals(referenceTbs)).toBe(true);
           expect(whole.equals(reference)).toBe(true);
 
           const real = await enc.real.issue(input);
-          checkLeaf(real, { issuerCertificate: issuer.certificateDer, leaf: input });
+          checkLeaf(real, { issuerCertificate: issuer.certificateDer, leaf: input, assuranceOid });
 
           if (notAfter >= Y2050) stats.generalized++;
           if (spiffe.length > 255) stats.longSan++;
           stats.kinds.add(`${issuer.name}/${key.kind}`);
         },
       ),
-      { numRuns: RUNS },
+      { numRuns: runs },
     );
     // The generators must actually reach the interesting regions.
-    expect(stats.generalized).toBeGreaterThan(RUNS / 20);
-    expect(stats.longSan).toBeGreaterThan(RUNS / 20);
+    expect(stats.generalized).toBeGreaterThan(runs / 20);
+    expect(stats.longSan).toBeGreaterThan(runs / 20);
     expect(stats.kinds.size).toBe(9);
-  }, 120_000);
+  }
+
+  it(`is byte-identical on ${RUNS} random leaves`, () => differential(RUNS, undefined), 120_000);
+
+  it(
+    `is byte-identical on ${PEN_RUNS} random leaves under the configured OID ${PEN_OID}`,
+    () => differential(PEN_RUNS, PEN_OID),
+    120_000,
+  );
 });
