@@ -41,6 +41,30 @@ describe("config errors", () => {
     expect(r.issues.find((i) => i.path === "keys.passphrase")?.message).toMatch(/never written inline/);
   });
 
+  it("reports a malformed ca.assuranceExtensionOid at its path", () => {
+    for (const bad of [
+      "not-an-oid",
+      "1.3.6.1.4.1.032473.1",
+      "1.3",
+      "3.1.2",
+      "1.40.2",
+      "1.3.6.1.4.1.32473.",
+      "2.5.29.17",
+      "1.3.6.1.4.1.562949953421312",
+      "[1, 3, 6]",
+    ]) {
+      const r = parseConfigText(`ca:\n  assuranceExtensionOid: ${bad}\n`);
+      expect(r.ok, bad).toBe(false);
+      if (!r.ok) expect(r.issues.map((i) => i.path)).toEqual(["ca.assuranceExtensionOid"]);
+    }
+    const good = parseConfigText("ca:\n  assuranceExtensionOid: 1.3.6.1.4.1.32473.1\n");
+    expect(good.ok && good.config.ca.assuranceExtensionOid).toBe("1.3.6.1.4.1.32473.1");
+    const dflt = parseConfigText("");
+    expect(dflt.ok && dflt.config.ca.assuranceExtensionOid).toBe(
+      "2.25.292199526746055865623339137260964517254",
+    );
+  });
+
   it("requires a default profile", () => {
     const r = parseConfigText("profiles:\n  other: {}\n");
     expect(r.ok).toBe(false);
