@@ -143,7 +143,11 @@ export async function loadOrCreateCa(deps: {
     throw new MayflyError("config.invalid", "the store holds no current intermediate and root");
   }
   const signer = await keys.load(current.keyLabel);
-  const encoder = createLeafEncoder({ certificateDer: current.der, signer });
+  const encoder = createLeafEncoder({
+    certificateDer: current.der,
+    signer,
+    assuranceOid: config.ca.assuranceExtensionOid,
+  });
   const issuer: Issuer = {
     record: current,
     signer,

@@ -127,7 +127,11 @@ export async function issueCertificate(deps: IssueDeps, agentId: string, body: u
     };
     const der = await issuer.encoder.issue(leaf);
     // An independent parser re-reads what the template encoder produced before anyone sees it.
-    checkLeaf(der, { issuerCertificate: issuer.record.der, leaf });
+    checkLeaf(der, {
+      issuerCertificate: issuer.record.der,
+      leaf,
+      assuranceOid: config.ca.assuranceExtensionOid,
+    });
 
     await store.tx((tx) =>
       record(tx, deps, { agentId, nonce: req.nonce, now, decision, der, serial, evidence }),
