@@ -3,6 +3,7 @@ import {
   attributeProblem,
   type KeyProblem,
   keyTypeLabel,
+  keyValidityProblem,
   signingSchemeProblem,
   strengthProblem,
   TPM_KEY_HASHES,
@@ -68,6 +69,7 @@ export function checkAkPublic(akPublic: Buffer | TpmtPublic): AkFacts {
       ["decrypt"],
     ) ??
     strengthProblem(pub) ??
+    keyValidityProblem(pub) ??
     signingSchemeProblem(pub, false);
   if (problem) throw akInvalid(problem);
   const scheme = pub.scheme!;

@@ -1,6 +1,6 @@
 import type { KeyObject } from "node:crypto";
 import { MayflyError } from "../errors/index.js";
-import { isHashAlgAllowed, objectName, publicSpkiDer, TPM_ST, type TpmtPublic } from "../tpm/index.js";
+import { isHashAlgAllowed, objectName, TPM_ST, type TpmtPublic } from "../tpm/index.js";
 import { bindingDigest } from "./binding.js";
 import type { EvidenceContext, EvidenceFacts, EvidenceFormat } from "./format.js";
 import {
@@ -16,7 +16,13 @@ import {
   parseSignature,
   type TpmFormatOptions,
 } from "./tpm-common.js";
-import { attributeProblem, keyTypeLabel, signingSchemeProblem, strengthProblem } from "./tpm-keys.js";
+import {
+  attributeProblem,
+  holdsKey,
+  keyTypeLabel,
+  signingSchemeProblem,
+  strengthProblem,
+} from "./tpm-keys.js";
 
 // "tpm-certify": the CSR key lives in the device's TPM. The activated AK certified it
 // (TPM2_Certify) with qualifyingData = SHA-256(nonce || CSR SPKI), so the evidence is fresh,
@@ -107,8 +113,7 @@ export function verifyTpmCertify(e: CertifyEvidence, x: CertifyExpectation): Evi
     );
   }
   checkCertifiedKey(key);
-  const csrSpki = x.csrKey.export({ type: "spki", format: "der" });
-  if (!publicSpkiDer(key).equals(csrSpki)) {
+  if (!holdsKey(key, x.csrKey)) {
     throw new MayflyError(
       "attestation.key_mismatch",
       `${F.keyPublic}: the certified key is not the CSR key`,

@@ -1,3 +1,4 @@
+import type { KeyObject } from "node:crypto";
 import {
   publicKeyObject,
   rsaExponent,
@@ -52,7 +53,7 @@ export function attributeProblem(
   return null;
 }
 
-/** RSA >= 2048 bits with e = 65537, or ECC P-256 / P-384, holding a usable public key. */
+/** RSA >= 2048 bits with e = 65537, or ECC P-256 / P-384 (parameters only; see keyValidityProblem). */
 export function strengthProblem(pub: TpmtPublic): KeyProblem | null {
   if (pub.type === TPM_ALG.RSA) {
     if (pub.keyBits < 2048) {
@@ -70,12 +71,52 @@ export function strengthProblem(pub: TpmtPublic): KeyProblem | null {
       detail: `curve 0x${pub.curveId.toString(16)} is not P-256 or P-384`,
     };
   }
+  return null;
+}
+
+/** unique must hold a usable key (a full-size modulus, a point on the curve). */
+export function keyValidityProblem(pub: TpmtPublic): KeyProblem | null {
   try {
     publicKeyObject(pub);
+    return null;
   } catch {
     return { attribute: "unique", detail: "does not hold a valid public key" };
   }
-  return null;
+}
+
+function stripZeros(b: Buffer): Buffer {
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0) i++;
+  return b.subarray(i);
+}
+
+const JWK_CURVES: ReadonlyMap<number, string> = new Map([
+  [TPM_ECC_CURVE.NIST_P256, "P-256"],
+  [TPM_ECC_CURVE.NIST_P384, "P-384"],
+]);
+
+/**
+ * Whether a TPM public area holds exactly `key`, compared on the key's numbers (modulus and
+ * exponent, or curve and point), without importing the TPM key: `key` was already validated
+ * when it was imported, so equality also proves the TPM key valid. Cheaper than two SPKI
+ * round-trips through OpenSSL, which dominate a verification otherwise.
+ */
+export function holdsKey(pub: TpmtPublic, key: KeyObject): boolean {
+  const jwk = key.export({ format: "jwk" });
+  if (pub.type === TPM_ALG.RSA) {
+    if (jwk.kty !== "RSA" || !jwk.n || !jwk.e) return false;
+    const e = Buffer.alloc(4);
+    e.writeUInt32BE(rsaExponent(pub));
+    return (
+      stripZeros(Buffer.from(jwk.n, "base64url")).equals(stripZeros(pub.unique)) &&
+      stripZeros(Buffer.from(jwk.e, "base64url")).equals(stripZeros(e))
+    );
+  }
+  if (jwk.kty !== "EC" || !jwk.x || !jwk.y || jwk.crv !== JWK_CURVES.get(pub.curveId)) return false;
+  return (
+    stripZeros(Buffer.from(jwk.x, "base64url")).equals(stripZeros(pub.unique.x)) &&
+    stripZeros(Buffer.from(jwk.y, "base64url")).equals(stripZeros(pub.unique.y))
+  );
 }
 
 /** A signing scheme Mayfly verifies (RSASSA, RSAPSS, ECDSA) with SHA-256 or SHA-384. */

@@ -286,6 +286,17 @@ describe("tpm-certify through the format, nonce-bound (software-signed TPMS_ATTE
     );
   });
 
+  it("a keyPublic whose point is off the curve cannot equal the (valid) CSR key", async () => {
+    const { pub } = key;
+    if (pub.type !== TPM_ALG.ECC) throw new Error("ecc");
+    const bad = simKey("p256", KEY_ATTRS, {
+      scheme: null,
+      unique: { x: pub.unique.x, y: Buffer.alloc(32, 3) },
+    });
+    const att = certifyAttestation(eccAk, bad, binding(key.spki));
+    await expectCode(verify(att, eccAk, key), "attestation.key_mismatch", "attestation.keyPublic");
+  });
+
   it("keyPublic that is not the certified key", async () => {
     const other = simKey("p256", KEY_ATTRS);
     const att = certifyAttestation(eccAk, key, binding(other.spki));
