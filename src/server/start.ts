@@ -123,6 +123,15 @@ export async function startServer(
       resolve();
     });
   });
+  // Expired challenges are useless; delete them so unauthenticated challenge requests
+  // cannot grow the table without bound.
+  const tidy = setInterval(() => {
+    store
+      .tx((tx) => tx.deleteExpiredChallenges(clock.now()))
+      .then((n) => n > 0 && log.debug({ deleted: n }, "expired challenges deleted"))
+      .catch((err) => log.warn({ err }, "challenge tidy failed"));
+  }, 60_000);
+  tidy.unref();
   const port = (server.address() as AddressInfo).port;
   const host = rc.listen.host.includes(":") ? `[${rc.listen.host}]` : rc.listen.host;
   const url = `https://${host}:${port}`;
@@ -135,6 +144,7 @@ export async function startServer(
     keys,
     ca: state,
     async close() {
+      clearInterval(tidy);
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await keys.close();
