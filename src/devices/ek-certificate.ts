@@ -11,7 +11,6 @@ import {
   SubjectAlternativeName,
   SubjectKeyIdentifier,
 } from "@peculiar/asn1-x509";
-import { isMayflyError } from "../errors/index.js";
 import "../x509/asn1js-oid-fix.js"; // before any parse: see the file
 
 // X.509 certificates on the EK trust path (EK certificates, vendor CAs), parsed leniently
@@ -68,8 +67,6 @@ export interface ParsedCertificate {
   readonly tbs: Buffer;
   readonly signature: Buffer;
   readonly signatureAlgorithm: string;
-  /** The OID in TBSCertificate.signature; must equal signatureAlgorithm. */
-  readonly tbsSignatureAlgorithm: string;
   readonly subject: string;
   readonly issuer: string;
   /** Canonical forms for matching issuer to subject. */
@@ -201,14 +198,26 @@ function subjectPublicKey(cert: Certificate): KeyObject | string {
 /** Parses one certificate (NV padding stripped). `fail` chooses the error code for the context. */
 export function parseCertificate(input: Buffer, fail: Fail): ParsedCertificate {
   const der = stripNvPadding(input, fail);
-  let cert: Certificate;
+  let parsed: ParsedCertificate | string;
   try {
-    cert = AsnConvert.parse(der, Certificate);
+    parsed = parseDer(der);
   } catch (cause) {
     throw fail("not an X.509 certificate", cause);
   }
-  if (!cert.tbsCertificateRaw) throw fail("the TBSCertificate bytes were not kept");
+  if (typeof parsed === "string") throw fail(parsed);
+  return parsed;
+}
+
+/** The certificate's facts, or a string naming what is wrong; throws only on broken encodings. */
+function parseDer(der: Buffer): ParsedCertificate | string {
+  const cert = AsnConvert.parse(der, Certificate);
+  if (!cert.tbsCertificateRaw) return "the TBSCertificate bytes were not kept";
   const tbsCert = cert.tbsCertificate;
+  // RFC 5280 §4.1.1.2: the unsigned outer algorithm must be the signed one, parameters included.
+  const outerAlg = Buffer.from(AsnConvert.serialize(cert.signatureAlgorithm));
+  if (!outerAlg.equals(Buffer.from(AsnConvert.serialize(tbsCert.signature)))) {
+    return "signatureAlgorithm differs from TBSCertificate.signature";
+  }
   let isCa: boolean | undefined;
   let pathLen: number | undefined;
   let keyUsage: number | undefined;
@@ -218,55 +227,52 @@ export function parseCertificate(input: Buffer, fail: Fail): ParsedCertificate {
   let tpm: TpmDeviceAttributes = {};
   const unknownCritical: string[] = [];
   const seen = new Set<string>();
-  try {
-    for (const ext of tbsCert.extensions ?? []) {
-      if (seen.has(ext.extnID)) throw fail(`extension ${ext.extnID} appears twice`);
-      seen.add(ext.extnID);
-      if (ext.critical && !KNOWN_CRITICAL.has(ext.extnID)) unknownCritical.push(ext.extnID);
-      const value = ext.extnValue.buffer;
-      switch (ext.extnID) {
-        case EXT.basicConstraints: {
-          const bc = AsnConvert.parse(value, BasicConstraints);
-          isCa = bc.cA;
-          pathLen = bc.pathLenConstraint;
-          break;
-        }
-        case EXT.keyUsage:
-          keyUsage = AsnConvert.parse(value, KeyUsage).toNumber();
-          break;
-        case EXT.extKeyUsage:
-          extKeyUsage = [...AsnConvert.parse(value, ExtendedKeyUsage)];
-          break;
-        case EXT.subjectKeyIdentifier:
-          subjectKeyId = Buffer.from(AsnConvert.parse(value, SubjectKeyIdentifier).buffer);
-          break;
-        case EXT.authorityKeyIdentifier: {
-          const id = AsnConvert.parse(value, AuthorityKeyIdentifier).keyIdentifier;
-          authorityKeyId = id ? Buffer.from(id.buffer) : undefined;
-          break;
-        }
-        case EXT.subjectAltName:
-          tpm = tpmAttributes(AsnConvert.parse(value, SubjectAlternativeName));
-          break;
+  for (const ext of tbsCert.extensions ?? []) {
+    if (seen.has(ext.extnID)) return `extension ${ext.extnID} appears twice`;
+    seen.add(ext.extnID);
+    if (ext.critical && !KNOWN_CRITICAL.has(ext.extnID)) unknownCritical.push(ext.extnID);
+    const value = ext.extnValue.buffer;
+    switch (ext.extnID) {
+      case EXT.basicConstraints: {
+        const bc = AsnConvert.parse(value, BasicConstraints);
+        isCa = bc.cA;
+        pathLen = bc.pathLenConstraint;
+        break;
       }
+      case EXT.keyUsage:
+        keyUsage = AsnConvert.parse(value, KeyUsage).toNumber();
+        break;
+      case EXT.extKeyUsage:
+        extKeyUsage = [...AsnConvert.parse(value, ExtendedKeyUsage)];
+        break;
+      case EXT.subjectKeyIdentifier:
+        subjectKeyId = Buffer.from(AsnConvert.parse(value, SubjectKeyIdentifier).buffer);
+        break;
+      case EXT.authorityKeyIdentifier: {
+        const id = AsnConvert.parse(value, AuthorityKeyIdentifier).keyIdentifier;
+        authorityKeyId = id ? Buffer.from(id.buffer) : undefined;
+        break;
+      }
+      case EXT.subjectAltName:
+        tpm = tpmAttributes(AsnConvert.parse(value, SubjectAlternativeName));
+        break;
     }
-  } catch (cause) {
-    if (isMayflyError(cause)) throw cause;
-    throw fail("an extension does not parse", cause);
   }
+  const notBefore = tbsCert.validity.notBefore.getTime().getTime();
+  const notAfter = tbsCert.validity.notAfter.getTime().getTime();
+  if (!Number.isFinite(notBefore) || !Number.isFinite(notAfter)) return "the validity period does not parse";
   return {
     der,
     fingerprint: createHash("sha256").update(der).digest("hex"),
     tbs: Buffer.from(cert.tbsCertificateRaw),
     signature: Buffer.from(cert.signatureValue),
     signatureAlgorithm: cert.signatureAlgorithm.algorithm,
-    tbsSignatureAlgorithm: tbsCert.signature.algorithm,
     subject: nameText(tbsCert.subject),
     issuer: nameText(tbsCert.issuer),
     subjectKey: nameKey(tbsCert.subject),
     issuerKey: nameKey(tbsCert.issuer),
-    notBefore: tbsCert.validity.notBefore.getTime().getTime(),
-    notAfter: tbsCert.validity.notAfter.getTime().getTime(),
+    notBefore,
+    notAfter,
     isCa,
     pathLen,
     keyUsage,

@@ -119,8 +119,6 @@ function issuerKeyProblem(key: KeyObject): string | null {
 
 /** Why `issuer` did not sign `child`, or null when it did (over the TBS bytes as received). */
 function signatureProblem(child: ParsedCertificate, issuer: ParsedCertificate): string | null {
-  if (child.signatureAlgorithm !== child.tbsSignatureAlgorithm)
-    return "the two signature algorithm fields differ";
   if (SHA1_SIGNATURES.has(child.signatureAlgorithm)) return "signed with SHA-1";
   const alg = SIGNATURE_ALGORITHMS[child.signatureAlgorithm];
   if (!alg) return `signature algorithm ${child.signatureAlgorithm} is not supported`;

@@ -187,6 +187,20 @@ describe("EK certificate quirks", () => {
     }
   });
 
+  it("refuses an outer signatureAlgorithm that differs from the signed one (parameters included)", async () => {
+    const der = Buffer.from(ekFx("swtpm/rsa2048.cert.der"));
+    const alg = Buffer.from("300d06092a864886f70d01010b0500", "hex"); // sha256WithRSAEncryption, NULL
+    const outer = der.lastIndexOf(alg);
+    expect(outer).toBeGreaterThan(der.indexOf(alg));
+    der[outer + alg.length - 2] = 0x04; // NULL -> empty OCTET STRING: unsigned, so only this check sees it
+    const store = EkTrustStore.fromCertificates({
+      roots: [ekFx("swtpm/ca-root.pem")],
+      intermediates: [ekFx("swtpm/ca-intermediate.pem")],
+    });
+    const input = { ekPublic: tpmFx("swtpm/ek/rsa2048.pub"), ekCertificate: der };
+    await rejects(verifyEkTrust(input, { store, now: NOW }), "device.ek_untrusted", /differs/);
+  });
+
   it("swtpm: the empty-subject EK certificate (swtpm_cert)", async () => {
     const store = EkTrustStore.fromCertificates({
       roots: [ekFx("swtpm/ca-root.pem")],
