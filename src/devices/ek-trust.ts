@@ -18,6 +18,9 @@ import {
 } from "./ek-certificate.js";
 import type { EkTrustStore } from "./ek-trust-store.js";
 
+export { EK_CERT_MAX_BYTES, type TpmDeviceAttributes } from "./ek-certificate.js";
+export { EkTrustStore, loadEkTrustStore } from "./ek-trust-store.js";
+
 // Is this EK a real TPM's? Either a TPM manufacturer vouches for it (an EK certificate
 // that chains to a configured root and certifies exactly this public area), or an operator
 // or MDM registered SHA-256 of its SubjectPublicKeyInfo. Nothing else: no root and no
