@@ -208,10 +208,61 @@ export function parseCertificate(input: Buffer, fail: Fail): ParsedCertificate {
   return parsed;
 }
 
+interface Tlv {
+  readonly tag: number;
+  readonly start: number;
+  readonly contentStart: number;
+  readonly end: number;
+}
+
+/** One TLV with a definite, minimally encoded length, or a string naming the problem. */
+function readTlv(b: Buffer, start: number, limit: number): Tlv | string {
+  if (start + 2 > limit) return "truncated";
+  const tag = b[start]!;
+  let len = b[start + 1]!;
+  let contentStart = start + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 3 || contentStart + n > limit || b[contentStart] === 0) return "a length is not DER";
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + b[contentStart + i]!;
+    if (len < 0x80) return "a length is not DER";
+    contentStart += n;
+  }
+  const end = contentStart + len;
+  return end > limit ? "truncated" : { tag, start, contentStart, end };
+}
+
+/**
+ * The unsigned envelope around the TBS must be DER: SEQUENCE { tbs, algorithm, BIT STRING with
+ * no unused bits }. Leniency stays inside the signed TBS bytes (Nuvoton's SET order), where
+ * the signature decides; outside it, any alternative encoding would be free malleability.
+ */
+function envelopeProblem(der: Buffer, tbs: Buffer): string | null {
+  const outer = readTlv(der, 0, der.length);
+  if (typeof outer === "string") return outer;
+  const parts: Tlv[] = [];
+  for (let at = outer.contentStart; at < outer.end; ) {
+    const t = readTlv(der, at, outer.end);
+    if (typeof t === "string") return t;
+    parts.push(t);
+    at = t.end;
+  }
+  const [t, a, sig] = parts;
+  if (parts.length !== 3 || t?.tag !== 0x30 || a?.tag !== 0x30 || sig?.tag !== 0x03) {
+    return "not SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }";
+  }
+  if (!der.subarray(t.start, t.end).equals(tbs)) return "the TBSCertificate bytes do not match";
+  if (sig.end === sig.contentStart || der[sig.contentStart] !== 0) return "signatureValue has unused bits";
+  return null;
+}
+
 /** The certificate's facts, or a string naming what is wrong; throws only on broken encodings. */
 function parseDer(der: Buffer): ParsedCertificate | string {
   const cert = AsnConvert.parse(der, Certificate);
   if (!cert.tbsCertificateRaw) return "the TBSCertificate bytes were not kept";
+  const envelope = envelopeProblem(der, Buffer.from(cert.tbsCertificateRaw));
+  if (envelope) return envelope;
   const tbsCert = cert.tbsCertificate;
   // RFC 5280 §4.1.1.2: the unsigned outer algorithm must be the signed one, parameters included.
   const outerAlg = Buffer.from(AsnConvert.serialize(cert.signatureAlgorithm));

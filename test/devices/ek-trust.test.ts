@@ -201,6 +201,28 @@ describe("EK certificate quirks", () => {
     await rejects(verifyEkTrust(input, { store, now: NOW }), "device.ek_untrusted", /differs/);
   });
 
+  it("refuses a non-DER unsigned envelope: unused bits in signatureValue, a long-form short length", async () => {
+    const der = ekFx(`${REAL}stm-st33htph-ek-ecc-p256.der`);
+    const ekPublic = ekPublicForCert(der);
+    const unused = Buffer.from(der);
+    expect(unused.subarray(701, 704).toString("hex")).toBe("034800"); // BIT STRING, 72 bytes, 0 unused bits
+    unused[703] = 1;
+    await rejects(
+      verifyEkTrust({ ekPublic, ekCertificate: unused }, { store: shipped, now: NOW }),
+      "device.ek_untrusted",
+      /unused bits/,
+    );
+    // 03 48 -> 03 81 48: the same BIT STRING with a non-minimal length, outer length + 1.
+    const outerLen = der.readUInt16BE(2);
+    const longForm = Buffer.concat([der.subarray(0, 702), Buffer.from([0x81]), der.subarray(702)]);
+    longForm.writeUInt16BE(outerLen + 1, 2);
+    await rejects(
+      verifyEkTrust({ ekPublic, ekCertificate: longForm }, { store: shipped, now: NOW }),
+      "device.ek_untrusted",
+      /not DER/,
+    );
+  });
+
   it("swtpm: the empty-subject EK certificate (swtpm_cert)", async () => {
     const store = EkTrustStore.fromCertificates({
       roots: [ekFx("swtpm/ca-root.pem")],
