@@ -87,6 +87,23 @@ const issuance = z
   .strict();
 
 export const attestationFormat = z.string().regex(/^[a-z0-9-]+$/);
+
+// Expected PCR values a tpm-quote must show. Kept in step with src/evidence/pcr-policy.ts
+// (config must not import evidence), which re-checks any policy when it is used.
+const pcrPolicy = z
+  .object({
+    bank: z.enum(["sha256", "sha384", "sha512"]).default("sha256"),
+    pcrs: z.record(
+      z.string().regex(/^(?:[0-9]|1[0-9]|2[0-3])$/, "a PCR index, 0-23"),
+      z.string().regex(/^[0-9a-fA-F]+$/, "a hex digest"),
+    ),
+  })
+  .strict()
+  .refine((p) => Object.keys(p.pcrs).length > 0, { message: "at least one PCR", path: ["pcrs"] })
+  .refine(
+    (p) => Object.values(p.pcrs).every((v) => v.length === { sha256: 64, sha384: 96, sha512: 128 }[p.bank]),
+    { message: "each value is one digest of the bank's hash, in hex", path: ["pcrs"] },
+  );
 const profile = z
   .object({
     lifetime: duration({ min: 30_000, max: DAY }).prefault("5m"),
@@ -97,6 +114,7 @@ const profile = z
       .min(1)
       .default(["tpm", "bound"]),
     agentMaxLifetime: duration({ min: MINUTE }).prefault("90d"),
+    pcrPolicy: pcrPolicy.nullable().default(null),
   })
   .strict()
   .refine((p) => p.lifetime <= p.maxLifetime, {
