@@ -115,6 +115,7 @@ const profile = z
       .default(["tpm", "bound"]),
     agentMaxLifetime: duration({ min: MINUTE }).prefault("90d"),
     pcrPolicy: pcrPolicy.nullable().default(null),
+    requireAssignedDevice: z.boolean().default(false),
   })
   .strict()
   .refine((p) => p.lifetime <= p.maxLifetime, {
@@ -122,9 +123,94 @@ const profile = z
     path: ["lifetime"],
   });
 
+// Asymmetric JWS algorithms only: "none" and HS* (where a verifier could be tricked
+// into using the IdP's public key as an HMAC secret) are not in the vocabulary at all.
+export const idTokenAlgorithm = z.enum([
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+]);
+
+// A plain-HTTP issuer would let anyone on the path swap the signing keys; TLS is
+// required, with owners.oidc.caFile for an IdP behind a private CA.
+const issuerUrl = z.string().superRefine((text, ctx) => {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    ctx.addIssue({ code: "custom", message: `"${text}" is not a URL` });
+    return;
+  }
+  if (u.protocol !== "https:") ctx.addIssue({ code: "custom", message: "the issuer must be an https URL" });
+  if (u.search || u.hash || u.username || u.password) {
+    ctx.addIssue({ code: "custom", message: "the issuer has no query, fragment or credentials" });
+  }
+});
+
+const oidc = z
+  .object({
+    issuer: issuerUrl.nullable().default(null),
+    clientIds: z.array(z.string().min(1)).default([]),
+    algorithms: z.array(idTokenAlgorithm).min(1).default(["RS256", "PS256", "ES256", "EdDSA"]),
+    clockSkew: duration({ max: 5 * MINUTE }).prefault("30s"),
+    caFile: z.string().min(1).nullable().default(null),
+    jwksCacheTtl: duration({ min: MINUTE, max: DAY }).prefault("1h"),
+    jwksRefetchCooldown: duration({ min: 1_000, max: 10 * MINUTE }).prefault("30s"),
+    requestTimeout: duration({ min: 500, max: MINUTE }).prefault("5s"),
+  })
+  .strict()
+  .refine((o) => o.issuer === null || o.clientIds.length > 0, {
+    message: "clientIds must name at least one client when an issuer is set",
+    path: ["clientIds"],
+  });
+
+const claimName = z.string().regex(/^[A-Za-z0-9_:\-/]+(\.[A-Za-z0-9_:\-/]+)*$/, "a claim name or dotted path");
+const claims = z
+  .object({
+    subject: claimName.default("sub"),
+    email: claimName.default("email"),
+    name: claimName.default("name"),
+    groups: claimName.default("groups"),
+  })
+  .strict();
+
+const scim = z
+  .object({
+    token: secretRef.nullable().default(null),
+    subjectAttribute: z.enum(["externalId", "userName"]).default("externalId"),
+  })
+  .strict();
+
 const owners = z
   .object({
     maxAffirmationAge: duration({ min: MINUTE }).prefault("30d"),
+    authMaxAge: duration({ min: MINUTE, max: DAY }).prefault("10m"),
+    createOnLogin: z.boolean().default(true),
+    moverAttributes: z.array(z.enum(["manager", "department"])).default(["manager", "department"]),
+    adminGroup: z.string().min(1).nullable().default(null),
+    oidc: oidc.prefault({}),
+    claims: claims.prefault({}),
+    scim: scim.prefault({}),
+  })
+  .strict()
+  .refine((o) => o.scim.token === null || o.oidc.issuer !== null, {
+    message: "SCIM provisioning needs owners.oidc.issuer: owners are identified by issuer and subject",
+    path: ["scim", "token"],
+  });
+
+const agents = z
+  .object({
+    dormantAfter: duration({ min: MINUTE }).prefault("24h"),
+    retireAfter: duration({ min: MINUTE }).prefault("30d"),
+    sweepInterval: duration({ min: 1_000, max: DAY }).prefault("5m"),
+    transferTtl: duration({ min: MINUTE, max: 90 * DAY }).prefault("7d"),
   })
   .strict();
 
@@ -156,6 +242,7 @@ export const configSchema = z
       .default({ default: profile.parse({}) })
       .refine((p) => "default" in p, { message: 'a profile named "default" is required' }),
     owners: owners.prefault({}),
+    agents: agents.prefault({}),
     devices: devices.prefault({}),
     log: log.prefault({}),
   })
@@ -167,3 +254,4 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type Profile = z.output<typeof profile>;
 export type SecretRef = z.output<typeof secretRef>;
+export type IdTokenAlgorithm = z.output<typeof idTokenAlgorithm>;
