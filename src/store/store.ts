@@ -2,6 +2,7 @@ import type {
   Activation,
   Agent,
   AgentStatus,
+  AgentTransfer,
   AuditEvent,
   Binding,
   CaCertificate,
@@ -13,6 +14,8 @@ import type {
   EkRegistration,
   Owner,
   OwnerStatus,
+  ScimUser,
+  TransferState,
 } from "./types.js";
 
 /**
@@ -42,6 +45,9 @@ export interface StoreTx {
   getOwner(id: string): Promise<Owner | null>;
   findOwnerBySubject(issuer: string, subject: string): Promise<Owner | null>;
   setOwnerStatus(id: string, status: OwnerStatus, at: number): Promise<void>;
+  /** Replaces email, displayName, status, manager, department, groups and updatedAt; owner.not_found if none. */
+  updateOwner(o: Owner): Promise<void>;
+  listOwners(): Promise<Owner[]>;
 
   // devices
   insertDevice(d: Device): Promise<void>;
@@ -53,7 +59,12 @@ export interface StoreTx {
   insertAgent(a: Agent): Promise<void>; // store.conflict if (ownerId, name) is taken
   getAgent(id: string): Promise<Agent | null>;
   listAgentsByOwner(ownerId: string): Promise<Agent[]>;
-  setAgentStatus(id: string, status: AgentStatus, at: number): Promise<void>;
+  /** Sets status and statusReason (null when omitted). */
+  setAgentStatus(id: string, status: AgentStatus, at: number, reason?: string | null): Promise<void>;
+  /** Moves the agent to another owner (an accepted transfer); the binding is the caller's to replace. */
+  setAgentOwner(id: string, ownerId: string, at: number): Promise<void>;
+  /** Agents in id order after `afterId`, optionally only those in `statuses`; at most `limit`. */
+  listAgents(q: { statuses?: AgentStatus[]; afterId?: string | null; limit: number }): Promise<Agent[]>;
   markAgentIssued(id: string, at: number): Promise<void>;
   upsertBinding(b: Binding): Promise<void>;
   getBinding(agentId: string): Promise<Binding | null>;
@@ -108,6 +119,31 @@ export interface StoreTx {
   upsertEkRegistration(r: EkRegistration): Promise<void>;
   getEkRegistration(ekPubHash: Buffer): Promise<EkRegistration | null>;
   deleteEkRegistration(ekPubHash: Buffer): Promise<boolean>;
+
+  // SCIM users (the provisioning client's view of owners)
+  /** store.conflict if the id, the userName (case-insensitively) or the owner already has one. */
+  insertScimUser(u: ScimUser): Promise<void>;
+  getScimUser(id: string): Promise<ScimUser | null>;
+  /** Case-insensitive, as SCIM userName is. */
+  findScimUserByUserName(userName: string): Promise<ScimUser | null>;
+  findScimUserByOwner(ownerId: string): Promise<ScimUser | null>;
+  /** Replaces everything but id, ownerId and createdAt; scim.not_found if none; store.conflict on a taken userName. */
+  updateScimUser(u: ScimUser): Promise<void>;
+  deleteScimUser(id: string): Promise<boolean>;
+  /** In creation order; offset counts from 0. */
+  listScimUsers(offset: number, limit: number): Promise<ScimUser[]>;
+  countScimUsers(): Promise<number>;
+
+  // agent transfers
+  insertTransfer(t: AgentTransfer): Promise<void>; // store.conflict if the id exists
+  getTransfer(id: string): Promise<AgentTransfer | null>;
+  /**
+   * Moves a pending, unexpired offer to `state` at `at`; false if it was not pending or had
+   * expired. A conditional update, so exactly one accept or cancel wins across replicas.
+   */
+  closeTransfer(id: string, state: Exclude<TransferState, "pending">, at: number): Promise<boolean>;
+  /** Offers from or to the owner, oldest first. */
+  listTransfersByOwner(ownerId: string): Promise<AgentTransfer[]>;
 
   // audit: the audit module computes the chain; the store keeps it
   /** The last event, locking the chain head until the transaction ends. */

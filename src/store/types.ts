@@ -11,6 +11,11 @@ export interface Owner {
   status: OwnerStatus;
   manager: string | null;
   department: string | null;
+  /**
+   * The groups claim at the last login. Optional only so that records written before
+   * it existed still type-check; the store always returns it ([] when none).
+   */
+  groups?: string[];
   createdAt: number;
   updatedAt: number;
 }
@@ -35,6 +40,18 @@ export interface Device {
 }
 
 export type AgentStatus = "active" | "suspended" | "quarantined" | "dormant" | "retired";
+/**
+ * Who or what took an agent out of "active": an owner's own kill switch or a leaver
+ * event can be undone by the owner's fresh re-affirmation, an administrator's hold only
+ * by an administrator, retirement by nobody.
+ */
+export type AgentStatusReason =
+  | "owner.left" // the owner was deactivated or deleted (SCIM)
+  | "owner.moved" // a mover attribute changed (SCIM)
+  | "owner.kill" // the owner's kill switch
+  | "admin" // an administrator suspended or retired it
+  | "inactivity" // no issuance for agents.dormantAfter (dormant), then agents.retireAfter (retired)
+  | "expired"; // past its expiresAt
 export interface Agent {
   id: string;
   name: string;
@@ -44,6 +61,11 @@ export interface Agent {
   purpose: string;
   profile: string;
   status: AgentStatus;
+  /**
+   * Why the agent is not active (an AgentStatusReason), null while active. Optional
+   * only for callers written before it existed; the store always returns it.
+   */
+  statusReason?: string | null;
   expiresAt: number; // purpose end, mandatory
   lastIssuedAt: number | null;
   createdAt: number;
@@ -139,4 +161,35 @@ export interface EkRegistration {
   source: string; // "cli", "mdm:<id>", ...
   note: string | null;
   createdAt: number;
+}
+
+/**
+ * A SCIM 2.0 User (RFC 7643) as the provisioning client last wrote it, linked to the
+ * owner it provisions. `resource` holds the client's attributes (never a password),
+ * without id, meta and schemas, which the server derives.
+ */
+export interface ScimUser {
+  id: string;
+  ownerId: string;
+  userName: string;
+  externalId: string | null;
+  active: boolean;
+  resource: Record<string, unknown>;
+  version: number; // 1 at creation, +1 at every change (meta.version, ETag)
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type TransferState = "pending" | "accepted" | "cancelled";
+/** An offer to hand an agent to another owner, who accepts it with a fresh login. */
+export interface AgentTransfer {
+  id: string;
+  agentId: string;
+  fromOwnerId: string;
+  toOwnerId: string;
+  offeredBy: string; // audit actor: "owner:<id>", "cli", "admin:<id>"
+  state: TransferState;
+  createdAt: number;
+  expiresAt: number;
+  completedAt: number | null;
 }

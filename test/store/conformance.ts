@@ -3,6 +3,7 @@ import type { Store } from "../../src/store/store.js";
 import { activationTests } from "./conformance-activations.js";
 import { auditAndTxTests } from "./conformance-audit-tx.js";
 import { invariantTests } from "./conformance-invariants.js";
+import { ownerTests } from "./conformance-owners.js";
 import { recordTests } from "./conformance-records.js";
 
 /** Gives each test the store made for it. */
@@ -43,5 +44,6 @@ export function runStoreConformance(name: string, makeStore: () => Promise<Store
     invariantTests(ref);
     auditAndTxTests(ref);
     activationTests(ref);
+    ownerTests(ref);
   });
 }

@@ -5,6 +5,7 @@ import type { StoreTx } from "../../src/store/store.js";
 import type {
   Activation,
   Agent,
+  AgentTransfer,
   Binding,
   CaCertificate,
   CertificateRecord,
@@ -12,6 +13,7 @@ import type {
   Device,
   EkRegistration,
   Owner,
+  ScimUser,
 } from "../../src/store/types.js";
 
 // Record factories for the conformance suite. Every value is derived from a label, so
@@ -40,6 +42,7 @@ export function owner(id: string, over: Partial<Owner> = {}): Owner {
     status: "active",
     manager: "mgr-1",
     department: "R&D",
+    groups: ["engineering", "Ünïcødé ✓"],
     createdAt: T0,
     updatedAt: T0 + 1,
     ...over,
@@ -76,6 +79,7 @@ export function agent(id: string, ownerId: string, deviceId: string, over: Parti
     purpose: "nightly build",
     profile: "default",
     status: "active",
+    statusReason: null,
     expiresAt: T0 + 86_400_000,
     lastIssuedAt: null,
     createdAt: T0,
@@ -170,6 +174,48 @@ export function ekRegistration(ek: string, over: Partial<EkRegistration> = {}): 
     createdAt: T0,
     ...over,
   };
+}
+
+export function scimUser(id: string, ownerId: string, over: Partial<ScimUser> = {}): ScimUser {
+  return {
+    id,
+    ownerId,
+    userName: `User.${id}@Example.test`,
+    externalId: `ext-${id}`,
+    active: true,
+    resource: {
+      userName: `User.${id}@Example.test`,
+      name: { givenName: "Zoë", familyName: "Ünïcødé" },
+      emails: [{ value: `${id}@example.test`, primary: true, type: "work" }],
+      "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { department: "R&D" },
+    },
+    version: 1,
+    createdAt: T0,
+    updatedAt: T0,
+    ...over,
+  };
+}
+
+export function transfer(
+  id: string,
+  agentId: string,
+  from: string,
+  to: string,
+  over: Partial<AgentTransfer> = {},
+) {
+  const t: AgentTransfer = {
+    id,
+    agentId,
+    fromOwnerId: from,
+    toOwnerId: to,
+    offeredBy: `owner:${from}`,
+    state: "pending",
+    createdAt: T0,
+    expiresAt: T0 + 60_000,
+    completedAt: null,
+    ...over,
+  };
+  return t;
 }
 
 /** An owner, a device and an agent, ready for challenges and certificates. */

@@ -6,7 +6,18 @@ import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { SQLITE_MIGRATIONS, SqliteStore } from "../../src/store/sqlite/index.js";
 import { applyMigrations } from "../../src/store/sqlite/migrate.js";
-import { activation, bytes, ekRegistration, expectCode, owner, T0 } from "./fixtures.js";
+import {
+  activation,
+  agent,
+  bytes,
+  device,
+  ekRegistration,
+  expectCode,
+  owner,
+  scimUser,
+  T0,
+  transfer,
+} from "./fixtures.js";
 
 // The SQLite schema history: released steps never change, a database made by an older
 // build moves forward with its data, and the constraints of 0002 hold.
@@ -22,6 +33,7 @@ const file = () => join(dir, `m${++n}.db`);
 const RELEASED: Record<number, string> = {
   1: "2e0a59d09b57f9b0c5a19b881333ab3527af9974333e75917fd89d0e84b89739",
   2: "0fc6a0f6b798f74d1e1d544ca9699383504f114233f718e2c06ef1922695ba40",
+  3: "3f26b980b71cd223bd50c61d57313be20a60614f31a5cfb6b5830b0bac2a6727",
 };
 
 function tables(path: string): string[] {
@@ -94,6 +106,89 @@ describe("SQLite migrations", () => {
       expect(await tx.countActivationsSince(bytes("ek-hash-ek-1"), T0)).toBe(1);
     });
     await again.close();
+  });
+
+  it("moves a database migrated to 0002 to 0003: old owners get no groups, old agents no reason", async () => {
+    const path = file();
+    const old = new Database(path);
+    old.pragma("journal_mode = WAL");
+    applyMigrations(old, SQLITE_MIGRATIONS.slice(0, 2));
+    old
+      .prepare(
+        "INSERT INTO owners (id, issuer, subject, email, display_name, status, manager, department, " +
+          "created_at, updated_at) VALUES ('o1', 'https://idp.example.test', 's1', NULL, NULL, 'active', " +
+          "'m1', 'R&D', ?, ?)",
+      )
+      .run(T0, T0);
+    old
+      .prepare(
+        "INSERT INTO devices (id, kind, status, managed, compliant, created_at, updated_at) " +
+          "VALUES ('d1', 'tpm', 'active', 0, 0, ?, ?)",
+      )
+      .run(T0, T0);
+    old
+      .prepare(
+        "INSERT INTO agents (id, name, owner_id, device_id, spiffe_id, purpose, profile, status, expires_at, " +
+          "last_issued_at, created_at, updated_at) VALUES ('a1', 'n', 'o1', 'd1', 'spiffe://t/agent/a1', 'p', " +
+          "'default', 'quarantined', ?, NULL, ?, ?)",
+      )
+      .run(T0 + 1000, T0, T0);
+    old.close();
+    expect(tables(path)).not.toContain("scim_users");
+
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    expect(tables(path)).toEqual(
+      expect.arrayContaining(["scim_users", "agent_transfers", "agents_status_idx"]),
+    );
+    await store.tx(async (tx) => {
+      expect(await tx.getOwner("o1")).toMatchObject({ groups: [], manager: "m1" });
+      expect(await tx.getAgent("a1")).toMatchObject({ status: "quarantined", statusReason: null });
+      await tx.insertOwner(owner("o2"));
+      await tx.insertScimUser(scimUser("u1", "o1"));
+      await tx.insertTransfer(transfer("t1", "a1", "o1", "o2"));
+      await tx.setAgentStatus("a1", "active", T0 + 1, null);
+    });
+    await store.close();
+  });
+
+  describe("0003 constraints", () => {
+    async function refused(write: Parameters<SqliteStore["tx"]>[0]): Promise<void> {
+      const s = new SqliteStore({ path: ":memory:" });
+      await s.migrate();
+      await expectCode(s.tx(write), "internal.error");
+      await s.close();
+    }
+    async function seeded(tx: Parameters<Parameters<SqliteStore["tx"]>[0]>[0]) {
+      await tx.insertOwner(owner("o1"));
+      await tx.insertOwner(owner("o2"));
+      await tx.insertDevice(device("d1"));
+      await tx.insertAgent(agent("a1", "o1", "d1"));
+    }
+
+    it("a transfer whose completion time disagrees with its state, or an unknown state", async () => {
+      await refused(async (tx) => {
+        await seeded(tx);
+        await tx.insertTransfer(transfer("t", "a1", "o1", "o2", { completedAt: T0 }));
+      });
+      await refused(async (tx) => {
+        await seeded(tx);
+        await tx.insertTransfer(transfer("t", "a1", "o1", "o2", { state: "accepted" }));
+      });
+      await refused(async (tx) => {
+        await seeded(tx);
+        await tx.insertTransfer(
+          transfer("t", "a1", "o1", "o2", { state: "gone" as "accepted", completedAt: T0 }),
+        );
+      });
+    });
+
+    it("a SCIM user version below 1", async () => {
+      await refused(async (tx) => {
+        await seeded(tx);
+        await tx.insertScimUser(scimUser("u", "o1", { version: 0 }));
+      });
+    });
   });
 
   it("refuses a database whose 0002 differs from this build's", async () => {

@@ -2,6 +2,7 @@ import { MayflyError } from "../../errors/index.js";
 import type {
   Activation,
   Agent,
+  AgentTransfer,
   AuditDecision,
   AuditEvent,
   Binding,
@@ -11,6 +12,7 @@ import type {
   Device,
   EkRegistration,
   Owner,
+  ScimUser,
 } from "../types.js";
 
 // Column lists and row -> record mappers, one per table. Rows come back from
@@ -26,8 +28,24 @@ const optNum = (v: unknown) => (v === null ? null : (v as number));
 const buf = (v: unknown) => v as Buffer;
 const optBuf = (v: unknown) => (v === null ? null : (v as Buffer));
 
+/** A JSON column the store itself wrote; anything else there is corruption. */
+function jsonValue(v: unknown, what: string): unknown {
+  try {
+    return JSON.parse(str(v));
+  } catch (e) {
+    throw new MayflyError("internal.error", `${what} is not valid JSON`, { cause: e });
+  }
+}
+function jsonStrings(v: unknown, what: string): string[] {
+  const a = jsonValue(v, what);
+  if (!Array.isArray(a) || !a.every((x) => typeof x === "string")) {
+    throw new MayflyError("internal.error", `${what} is not a JSON array of strings`);
+  }
+  return a;
+}
+
 export const OWNER_COLS =
-  "id, issuer, subject, email, display_name, status, manager, department, created_at, updated_at";
+  "id, issuer, subject, email, display_name, status, manager, department, groups, created_at, updated_at";
 export function ownerFromRow(r: Row): Owner {
   return {
     id: str(r.id),
@@ -38,6 +56,7 @@ export function ownerFromRow(r: Row): Owner {
     status: str(r.status) as Owner["status"],
     manager: optStr(r.manager),
     department: optStr(r.department),
+    groups: jsonStrings(r.groups, "owners.groups"),
     createdAt: num(r.created_at),
     updatedAt: num(r.updated_at),
   };
@@ -66,8 +85,8 @@ export function deviceFromRow(r: Row): Device {
 }
 
 export const AGENT_COLS =
-  "id, name, owner_id, device_id, spiffe_id, purpose, profile, status, expires_at, last_issued_at, " +
-  "created_at, updated_at";
+  "id, name, owner_id, device_id, spiffe_id, purpose, profile, status, status_reason, expires_at, " +
+  "last_issued_at, created_at, updated_at";
 export function agentFromRow(r: Row): Agent {
   return {
     id: str(r.id),
@@ -78,6 +97,7 @@ export function agentFromRow(r: Row): Agent {
     purpose: str(r.purpose),
     profile: str(r.profile),
     status: str(r.status) as Agent["status"],
+    statusReason: optStr(r.status_reason),
     expiresAt: num(r.expires_at),
     lastIssuedAt: optNum(r.last_issued_at),
     createdAt: num(r.created_at),
@@ -199,5 +219,41 @@ export function auditFromRow(r: Row): AuditEvent {
     data: data as Record<string, unknown>,
     prevHash: buf(r.prev_hash),
     hash: buf(r.hash),
+  };
+}
+
+export const SCIM_USER_COLS =
+  "id, owner_id, user_name, user_name_key, external_id, active, resource, version, created_at, updated_at";
+export function scimUserFromRow(r: Row): ScimUser {
+  const resource = jsonValue(r.resource, "scim_users.resource");
+  if (typeof resource !== "object" || resource === null || Array.isArray(resource)) {
+    throw new MayflyError("internal.error", "scim_users.resource is not a JSON object");
+  }
+  return {
+    id: str(r.id),
+    ownerId: str(r.owner_id),
+    userName: str(r.user_name),
+    externalId: optStr(r.external_id),
+    active: r.active === 1,
+    resource: resource as Record<string, unknown>,
+    version: num(r.version),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+export const TRANSFER_COLS =
+  "id, agent_id, from_owner_id, to_owner_id, offered_by, state, created_at, expires_at, completed_at";
+export function transferFromRow(r: Row): AgentTransfer {
+  return {
+    id: str(r.id),
+    agentId: str(r.agent_id),
+    fromOwnerId: str(r.from_owner_id),
+    toOwnerId: str(r.to_owner_id),
+    offeredBy: str(r.offered_by),
+    state: str(r.state) as AgentTransfer["state"],
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
+    completedAt: optNum(r.completed_at),
   };
 }

@@ -4,6 +4,7 @@ import type {
   Activation,
   Agent,
   AgentStatus,
+  AgentTransfer,
   AuditEvent,
   Binding,
   CaCertificate,
@@ -15,6 +16,8 @@ import type {
   EkRegistration,
   Owner,
   OwnerStatus,
+  ScimUser,
+  TransferState,
 } from "../types.js";
 import {
   ACTIVATION_COLS,
@@ -37,8 +40,17 @@ import {
   ekRegistrationFromRow,
   OWNER_COLS,
   ownerFromRow,
+  SCIM_USER_COLS,
+  scimUserFromRow,
+  TRANSFER_COLS,
+  transferFromRow,
 } from "./rows.js";
 import { SqliteTxBase } from "./tx-base.js";
+
+/** userName is case-insensitive (RFC 7643 §4.1.1); the unique key is its lower case. */
+function userNameKey(userName: string): string {
+  return userName.toLowerCase();
+}
 
 /**
  * The StoreTx handed to one tx() callback. Every method runs synchronously on the
@@ -47,7 +59,7 @@ import { SqliteTxBase } from "./tx-base.js";
 export class SqliteTx extends SqliteTxBase implements StoreTx {
   // owners
   async insertOwner(o: Owner): Promise<void> {
-    this.run("insertOwner", `INSERT INTO owners (${OWNER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+    this.run("insertOwner", `INSERT INTO owners (${OWNER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
       o.id,
       o.issuer,
       o.subject,
@@ -56,9 +68,32 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
       o.status,
       o.manager,
       o.department,
+      JSON.stringify(o.groups ?? []),
       o.createdAt,
       o.updatedAt,
     ]);
+  }
+  async updateOwner(o: Owner): Promise<void> {
+    // issuer, subject and createdAt identify the owner and never change.
+    const sql =
+      "UPDATE owners SET email = ?, display_name = ?, status = ?, manager = ?, department = ?, groups = ?, " +
+      "updated_at = ? WHERE id = ?";
+    const r = this.run("updateOwner", sql, [
+      o.email,
+      o.displayName,
+      o.status,
+      o.manager,
+      o.department,
+      JSON.stringify(o.groups ?? []),
+      o.updatedAt,
+      o.id,
+    ]);
+    this.mustChange(r, () => new MayflyError("owner.not_found", `no owner ${o.id}`));
+  }
+  async listOwners(): Promise<Owner[]> {
+    return this.all("listOwners", `SELECT ${OWNER_COLS} FROM owners ORDER BY created_at, id`, []).map(
+      ownerFromRow,
+    );
   }
   async getOwner(id: string): Promise<Owner | null> {
     const r = this.get("getOwner", `SELECT ${OWNER_COLS} FROM owners WHERE id = ?`, [id]);
@@ -118,7 +153,7 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
 
   // agents and bindings
   async insertAgent(a: Agent): Promise<void> {
-    const sql = `INSERT INTO agents (${AGENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+    const sql = `INSERT INTO agents (${AGENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
     this.run("insertAgent", sql, [
       a.id,
       a.name,
@@ -128,6 +163,7 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
       a.purpose,
       a.profile,
       a.status,
+      a.statusReason ?? null,
       a.expiresAt,
       a.lastIssuedAt,
       a.createdAt,
@@ -142,13 +178,41 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
     const sql = `SELECT ${AGENT_COLS} FROM agents WHERE owner_id = ? ORDER BY created_at, id`;
     return this.all("listAgentsByOwner", sql, [ownerId]).map(agentFromRow);
   }
-  async setAgentStatus(id: string, status: AgentStatus, at: number): Promise<void> {
-    const r = this.run("setAgentStatus", "UPDATE agents SET status = ?, updated_at = ? WHERE id = ?", [
-      status,
-      at,
-      id,
-    ]);
+  async setAgentStatus(
+    id: string,
+    status: AgentStatus,
+    at: number,
+    reason: string | null = null,
+  ): Promise<void> {
+    const sql = "UPDATE agents SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?";
+    const r = this.run("setAgentStatus", sql, [status, reason, at, id]);
     this.mustChange(r, () => new MayflyError("agent.not_found", `no agent ${id}`));
+  }
+  async setAgentOwner(id: string, ownerId: string, at: number): Promise<void> {
+    const sql = "UPDATE agents SET owner_id = ?, updated_at = ? WHERE id = ?";
+    const r = this.run("setAgentOwner", sql, [ownerId, at, id]);
+    this.mustChange(r, () => new MayflyError("agent.not_found", `no agent ${id}`));
+  }
+  async listAgents(q: {
+    statuses?: AgentStatus[];
+    afterId?: string | null;
+    limit: number;
+  }): Promise<Agent[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (q.statuses) {
+      if (q.statuses.length === 0) return [];
+      where.push(`status IN (${q.statuses.map(() => "?").join(", ")})`);
+      params.push(...q.statuses);
+    }
+    if (q.afterId !== undefined && q.afterId !== null) {
+      where.push("id > ?");
+      params.push(q.afterId);
+    }
+    const sql =
+      `SELECT ${AGENT_COLS} FROM agents${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ` +
+      "ORDER BY id LIMIT ?";
+    return this.all("listAgents", sql, [...params, Math.max(0, Math.floor(q.limit))]).map(agentFromRow);
   }
   async markAgentIssued(id: string, at: number): Promise<void> {
     const r = this.run("markAgentIssued", "UPDATE agents SET last_issued_at = ? WHERE id = ?", [at, id]);
@@ -322,6 +386,97 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
   async deleteEkRegistration(ekPubHash: Buffer): Promise<boolean> {
     const sql = "DELETE FROM ek_registrations WHERE ek_pub_hash = ?";
     return this.run("deleteEkRegistration", sql, [ekPubHash]).changes === 1;
+  }
+
+  // SCIM users
+  async insertScimUser(u: ScimUser): Promise<void> {
+    const sql = `INSERT INTO scim_users (${SCIM_USER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+    this.run("insertScimUser", sql, [
+      u.id,
+      u.ownerId,
+      u.userName,
+      userNameKey(u.userName),
+      u.externalId,
+      u.active ? 1 : 0,
+      JSON.stringify(u.resource),
+      u.version,
+      u.createdAt,
+      u.updatedAt,
+    ]);
+  }
+  async getScimUser(id: string): Promise<ScimUser | null> {
+    const r = this.get("getScimUser", `SELECT ${SCIM_USER_COLS} FROM scim_users WHERE id = ?`, [id]);
+    return r ? scimUserFromRow(r) : null;
+  }
+  async findScimUserByUserName(userName: string): Promise<ScimUser | null> {
+    const sql = `SELECT ${SCIM_USER_COLS} FROM scim_users WHERE user_name_key = ?`;
+    const r = this.get("findScimUserByUserName", sql, [userNameKey(userName)]);
+    return r ? scimUserFromRow(r) : null;
+  }
+  async findScimUserByOwner(ownerId: string): Promise<ScimUser | null> {
+    const sql = `SELECT ${SCIM_USER_COLS} FROM scim_users WHERE owner_id = ?`;
+    const r = this.get("findScimUserByOwner", sql, [ownerId]);
+    return r ? scimUserFromRow(r) : null;
+  }
+  async updateScimUser(u: ScimUser): Promise<void> {
+    // id, ownerId and createdAt never change.
+    const sql =
+      "UPDATE scim_users SET user_name = ?, user_name_key = ?, external_id = ?, active = ?, resource = ?, " +
+      "version = ?, updated_at = ? WHERE id = ?";
+    const r = this.run("updateScimUser", sql, [
+      u.userName,
+      userNameKey(u.userName),
+      u.externalId,
+      u.active ? 1 : 0,
+      JSON.stringify(u.resource),
+      u.version,
+      u.updatedAt,
+      u.id,
+    ]);
+    this.mustChange(r, () => new MayflyError("scim.not_found", `no SCIM user ${u.id}`));
+  }
+  async deleteScimUser(id: string): Promise<boolean> {
+    return this.run("deleteScimUser", "DELETE FROM scim_users WHERE id = ?", [id]).changes === 1;
+  }
+  async listScimUsers(offset: number, limit: number): Promise<ScimUser[]> {
+    const sql = `SELECT ${SCIM_USER_COLS} FROM scim_users ORDER BY created_at, id LIMIT ? OFFSET ?`;
+    return this.all("listScimUsers", sql, [Math.max(0, limit), Math.max(0, offset)]).map(scimUserFromRow);
+  }
+  async countScimUsers(): Promise<number> {
+    const r = this.get("countScimUsers", "SELECT COUNT(*) AS n FROM scim_users", []);
+    return Number(r?.n ?? 0);
+  }
+
+  // agent transfers
+  async insertTransfer(t: AgentTransfer): Promise<void> {
+    const sql = `INSERT INTO agent_transfers (${TRANSFER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+    this.run("insertTransfer", sql, [
+      t.id,
+      t.agentId,
+      t.fromOwnerId,
+      t.toOwnerId,
+      t.offeredBy,
+      t.state,
+      t.createdAt,
+      t.expiresAt,
+      t.completedAt,
+    ]);
+  }
+  async getTransfer(id: string): Promise<AgentTransfer | null> {
+    const r = this.get("getTransfer", `SELECT ${TRANSFER_COLS} FROM agent_transfers WHERE id = ?`, [id]);
+    return r ? transferFromRow(r) : null;
+  }
+  async closeTransfer(id: string, state: Exclude<TransferState, "pending">, at: number): Promise<boolean> {
+    // As consumeChallenge: the condition is in the UPDATE, so one accept (or cancel) wins.
+    const sql =
+      "UPDATE agent_transfers SET state = ?, completed_at = ? WHERE id = ? AND state = 'pending' AND expires_at > ?";
+    return this.run("closeTransfer", sql, [state, at, id, at]).changes === 1;
+  }
+  async listTransfersByOwner(ownerId: string): Promise<AgentTransfer[]> {
+    const sql =
+      `SELECT ${TRANSFER_COLS} FROM agent_transfers WHERE from_owner_id = ? OR to_owner_id = ? ` +
+      "ORDER BY created_at, id";
+    return this.all("listTransfersByOwner", sql, [ownerId, ownerId]).map(transferFromRow);
   }
 
   // audit
