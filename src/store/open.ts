@@ -1,9 +1,10 @@
 import { MayflyError } from "../errors/index.js";
+import { PostgresStore } from "./postgres/index.js";
 import { type SqliteDurability, SqliteStore } from "./sqlite/index.js";
 import type { Store } from "./store.js";
 
 export interface OpenStoreOptions {
-  /** SQLite only; see SqliteStoreOptions. Default "full". */
+  /** See SqliteStoreOptions and PostgresStoreOptions. Default "full". */
   durability?: SqliteDurability;
   /** Apply pending migrations before returning. Default true. */
   migrate?: boolean;
@@ -13,11 +14,16 @@ export interface OpenStoreOptions {
  * The store a URL names:
  *   sqlite:/abs/file.db, sqlite:///abs/file.db, sqlite:rel/file.db, sqlite::memory:
  *   /abs/file.db, rel/file.db, :memory:          (a plain path means SQLite)
- *   postgres://..., postgresql://...              (issue 6; refused for now)
+ *   postgres://user@host:port/db?..., postgresql://...   (libpq's URL form; the password
+ *   belongs in PGPASSWORD or ~/.pgpass, not in the URL, which start-up logs)
  */
 export async function openStore(url: string, opts: OpenStoreOptions = {}): Promise<Store> {
   const target = parseStoreUrl(url);
-  const store = new SqliteStore({ path: target.path, durability: opts.durability ?? "full" });
+  const durability = opts.durability ?? "full";
+  const store: Store =
+    target.kind === "postgres"
+      ? new PostgresStore({ connectionString: target.url, durability })
+      : new SqliteStore({ path: target.path, durability });
   if (opts.migrate ?? true) {
     try {
       await store.migrate();
@@ -29,7 +35,7 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
   return store;
 }
 
-export type StoreTarget = { kind: "sqlite"; path: string };
+export type StoreTarget = { kind: "sqlite"; path: string } | { kind: "postgres"; url: string };
 
 export function parseStoreUrl(url: string): StoreTarget {
   const invalid = (detail: string) => new MayflyError("config.invalid", detail, { field: "store.url" });
@@ -44,7 +50,14 @@ export function parseStoreUrl(url: string): StoreTarget {
     return { kind: "sqlite", path };
   }
   if (scheme === "postgres" || scheme === "postgresql") {
-    throw invalid("PostgreSQL stores are not yet supported; use sqlite:/path/to/mayfly.db");
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw invalid("the postgres: URL is malformed");
+    }
+    if (u.pathname === "" || u.pathname === "/") throw invalid("the postgres: URL names no database");
+    return { kind: "postgres", url };
   }
-  throw invalid(`unknown store URL scheme "${scheme}:"; expected sqlite: or a file path`);
+  throw invalid(`unknown store URL scheme "${scheme}:"; expected sqlite:, postgres: or a file path`);
 }
