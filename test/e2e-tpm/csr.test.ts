@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   buildCsr,
+  certificationRequestInfo,
   commonNameSubject,
   csrAlgorithm,
   errorCode,
@@ -25,6 +26,12 @@ const SIG_ALG: Record<TpmKeyKind, string> = {
   rsa2048: "sha256WithRSAEncryption",
   ecc256: "ecdsa-with-SHA256",
   ecc384: "ecdsa-with-SHA384",
+};
+
+const SIG_ALG_DER: Record<TpmKeyKind, string> = {
+  ecc256: "300a06082a8648ce3d040302",
+  ecc384: "300a06082a8648ce3d040303",
+  rsa2048: "300d06092a864886f70d01010b0500",
 };
 
 describe("PKCS#10 from the agent library", () => {
@@ -65,6 +72,12 @@ describe("PKCS#10 from the agent library", () => {
         await opensslAccepts(`tpm-${kind}`, der, SIG_ALG[kind], "");
         const read = readCsr(der);
         expect(read.spki.equals(spki)).toBe(true);
+        // The signatureAlgorithm as emitted: ECDSA without parameters (RFC 5758), RSA with NULL.
+        const tbsThenAlg = Buffer.concat([
+          certificationRequestInfo(spki),
+          Buffer.from(SIG_ALG_DER[kind], "hex"),
+        ]);
+        expect(der.includes(tbsThenAlg)).toBe(true);
       } finally {
         await tpm.flushContext(key.handle);
       }

@@ -4,8 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { enrolDevice, issueBoundKey, issueTpmKey } from "../../src/agent/index.js";
+import { akQualifiedNameUnderEk } from "../../src/devices/ak-policy.js";
 import { ekPublicKeyHash } from "../../src/devices/ek-trust.js";
-import { createSrk, type TpmKeyKind } from "../../src/tpm/client/index.js";
+import { createSrk, quote, type TpmKeyKind } from "../../src/tpm/client/index.js";
 import { unmarshalTpm2bPublic } from "../../src/tpm/index.js";
 import { findMayflyAssurance } from "../../src/x509/index.js";
 import { openssl, writeTemp } from "../helpers/openssl.js";
@@ -113,6 +114,19 @@ describe("live swtpm + Mayfly: enrolment and issuance in both formats", () => {
       ["allow", "tpm-certify", "tpm"],
       ["allow", "tpm-quote", "bound"],
     ]);
+  });
+
+  it("the AK is the EK's child: what it signs names QN(EK -> AK) as qualifiedSigner", async () => {
+    const { tpm, client } = env;
+    const enrolled = await enrolDevice({ tpm, ca: client, ekKind: "rsa2048" });
+    try {
+      const q = await quote(tpm, enrolled.akHandle, Buffer.alloc(32, 1), []);
+      const ek = unmarshalTpm2bPublic(enrolled.ekPublic);
+      expect(q.attest.qualifiedSigner.equals(akQualifiedNameUnderEk(ek, enrolled.akName))).toBe(true);
+    } finally {
+      await tpm.flushContext(enrolled.akHandle);
+      await tpm.flushContext(enrolled.ekHandle);
+    }
   });
 
   it("a bound key with the quoted PCR values sent along", async () => {
