@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
+import { registerAgents } from "./commands/agents.js";
 import { registerAudit } from "./commands/audit-verify.js";
 import { registerConfigCheck } from "./commands/config-check.js";
 import { registerDevice } from "./commands/device.js";
@@ -22,6 +23,7 @@ registerInit(program);
 registerConfigCheck(program);
 registerDevice(program);
 registerAudit(program);
+registerAgents(program);
 for (const c of program.commands) {
   c.exitOverride();
   for (const sub of c.commands) sub.exitOverride();

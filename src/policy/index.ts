@@ -1,3 +1,4 @@
+export { type DormancyRules, lastActivity, sweepDecision } from "./dormancy.js";
 export {
   type Decision,
   decideIssuance,

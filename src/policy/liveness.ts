@@ -24,7 +24,12 @@ export function checkLiveness(f: LivenessFacts): Denial | null {
   if (agent.status === "retired") return deny("agent.retired", `agent ${agent.id} is retired`);
   if (agent.expiresAt <= now)
     return deny("agent.expired", `agent ${agent.id} expired at ${iso(agent.expiresAt)}`);
-  if (agent.status !== "active") return deny("agent.inactive", `agent ${agent.id} is ${agent.status}`);
+  if (agent.status !== "active") {
+    // Quarantined (a mover), dormant (a zombie) and suspended (leaver, kill switch, admin)
+    // agents all stop here; the reason tells the agent's operator who can bring it back.
+    const why = agent.statusReason ? ` (${agent.statusReason})` : "";
+    return deny("agent.inactive", `agent ${agent.id} is ${agent.status}${why}`);
+  }
   if (!device) return deny("device.not_found", `device ${agent.deviceId} of agent ${agent.id} is unknown`);
   if (device.status !== "active") return deny("device.unenrolled", `device ${device.id} is ${device.status}`);
   if (!binding || binding.ownerId !== owner.id) {

@@ -2,10 +2,12 @@ import express, { type NextFunction, type Request, type Response } from "express
 import { MayflyError } from "../errors/index.js";
 import type { ServerContext } from "./context.js";
 import { problemHandler } from "./problem.js";
+import { agentRoutes } from "./routes/agents.js";
 import { bundleRoutes } from "./routes/bundle.js";
 import { deviceRoutes } from "./routes/devices.js";
 import { issuanceRoutes } from "./routes/issuance.js";
 import { opsRoutes } from "./routes/ops.js";
+import { scimRoutes } from "./routes/scim.js";
 
 /** Refuses a body that is not JSON before any route sees it. */
 function requireJson(req: Request, _res: Response, next: NextFunction): void {
@@ -36,12 +38,16 @@ export function createApp(ctx: ServerContext): express.Express {
     });
     next();
   });
+  // SCIM has its own media type, authentication and error documents, so it sits before
+  // the JSON API's gate and problem handler.
+  if (ctx.scimToken) app.use("/scim/v2", scimRoutes(ctx, ctx.scimToken));
   app.use(requireJson);
   app.use(express.json({ limit: ctx.config.server.bodyLimitBytes, strict: true, type: "application/json" }));
   app.use(opsRoutes(ctx));
   app.use(bundleRoutes(ctx));
   app.use(deviceRoutes(ctx));
   app.use(issuanceRoutes(ctx));
+  app.use(agentRoutes(ctx));
   app.use((req, _res, next) => {
     next(new MayflyError("request.not_found", `no route for ${req.method} ${req.path}`));
   });

@@ -3,6 +3,7 @@ import type { CaState } from "../authority/ca-state.js";
 import type { Config } from "../config/schema.js";
 import type { EkTrustStore } from "../devices/ek-trust-store.js";
 import type { EvidenceRegistry } from "../evidence/registry.js";
+import type { OidcVerifier } from "../owners/oidc-verifier.js";
 import type { Clock, Random } from "../runtime/clock.js";
 import type { Store } from "../store/store.js";
 import type { Metrics } from "./metrics.js";
@@ -19,4 +20,8 @@ export interface ServerContext {
   ekTrust: EkTrustStore;
   log: Logger;
   metrics: Metrics;
+  /** Verifies owners' ID tokens; null when owners.oidc.issuer is not configured. */
+  oidc: OidcVerifier | null;
+  /** The SCIM provisioning client's bearer token; null: /scim/v2 is not mounted. */
+  scimToken: string | null;
 }

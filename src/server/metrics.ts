@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** One registry per app, so tests and replicas in one process never share counters. */
 export function createMetrics() {
@@ -23,6 +23,12 @@ export function createMetrics() {
     labelNames: ["result", "code"] as const,
     registers: [registry],
   });
-  return { registry, issuances, issuanceSeconds, challenges };
+  const zombies = new Gauge({
+    name: "mayfly_zombie_agents",
+    help: "Agents not retired whose owner is gone, that are dormant, past their purpose or on an unenrolled device, by kind (at the last sweep)",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+  });
+  return { registry, issuances, issuanceSeconds, challenges, zombies };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { buildBundle, bundlePem } from "../authority/bundle.js";
+import type { SweepResult } from "../authority/zombies.js";
 import { type CaState, fingerprint, loadOrCreateCa, toPem } from "../authority/ca-state.js";
 import type { ResolvedConfig } from "../config/load.js";
 import { loadEkTrustStore } from "../devices/ek-trust-store.js";
@@ -17,6 +18,7 @@ import type { Store } from "../store/store.js";
 import { buildServerCertificate, newSerial } from "../x509/index.js";
 import { createApp } from "./app.js";
 import { devPassphrase } from "./dev-passphrase.js";
+import { ownerServices, startSweeper } from "./owners.js";
 import { createMetrics } from "./metrics.js";
 
 export interface RunningServer {
@@ -26,6 +28,8 @@ export interface RunningServer {
   store: Store;
   keys: KeyStore;
   ca: CaState;
+  /** One zombie sweep now (the timer runs one every agents.sweepInterval). */
+  sweep(): Promise<SweepResult>;
   close(): Promise<void>;
 }
 
@@ -107,7 +111,19 @@ export async function startServer(
   else log.info(trustLog, "TPM manufacturer trust loaded");
 
   const metrics = createMetrics();
-  const app = createApp({ store, clock, random, evidence, config, ca: () => state, log, metrics, ekTrust });
+  const owners = await ownerServices(config, { clock, log });
+  const app = createApp({
+    store,
+    clock,
+    random,
+    evidence,
+    config,
+    ca: () => state,
+    log,
+    metrics,
+    ekTrust,
+    ...owners,
+  });
   const server = createServer(
     {
       key: tlsKey.privateKey.export({ type: "pkcs8", format: "pem" }),
@@ -136,6 +152,7 @@ export async function startServer(
   const host = rc.listen.host.includes(":") ? `[${rc.listen.host}]` : rc.listen.host;
   const url = `https://${host}:${port}`;
   log.info({ url, healthz: `${url}/healthz`, bundle: `${url}/v1/bundle` }, "mayfly serving");
+  const sweeper = startSweeper({ store, clock, config, log, metrics });
   return {
     url,
     port,
@@ -143,7 +160,9 @@ export async function startServer(
     store,
     keys,
     ca: state,
+    sweep: () => sweeper.runOnce(),
     async close() {
+      await sweeper.stop();
       clearInterval(tidy);
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
