@@ -76,8 +76,12 @@ export async function loadOrCreateCa(deps: {
       );
     }
     const now = clock.now();
-    const rootSigner = await keys.generate(`root-${stamp(now)}`, specFor(config.ca.curve));
-    const interSigner = await keys.generate(`intermediate-${stamp(now)}`, specFor(config.ca.curve));
+    // Replicas starting together each generate a pair; a random suffix keeps their labels
+    // apart (the same second would otherwise make the second one fail with key.exists).
+    // Only the pair recorded below is used; the others stay unreferenced in the key store.
+    const tag = `${stamp(now)}-${random.bytes(4).toString("hex")}`;
+    const rootSigner = await keys.generate(`root-${tag}`, specFor(config.ca.curve));
+    const interSigner = await keys.generate(`intermediate-${tag}`, specFor(config.ca.curve));
     const rootNotBefore = now - 60_000;
     const root = await buildRoot({
       signer: rootSigner,
@@ -116,7 +120,10 @@ export async function loadOrCreateCa(deps: {
       createdAt: now,
     };
     await store.tx(async (tx) => {
-      // A concurrent first start (another replica) may have won; keep theirs.
+      // A concurrent first start (another replica) may have won; keep theirs. Claiming
+      // the audit chain head first serialises first starts on every backend (on
+      // PostgreSQL, READ COMMITTED would otherwise let two replicas both see no CA).
+      await tx.auditHead();
       if ((await tx.listCaCertificates()).length > 0) return;
       await tx.insertCaCertificate(rootRow);
       await tx.insertCaCertificate(interRow);
