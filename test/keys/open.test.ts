@@ -45,14 +45,7 @@ describe("openKeyStore", () => {
     expect(err.message).toContain("environment variable P");
   });
 
-  it("does not yet open pkcs11 or unknown kinds", async () => {
-    const pkcs11: KeyStoreConfig = {
-      kind: "pkcs11",
-      module: "/usr/lib/softhsm/libsofthsm2.so",
-      tokenLabel: "t",
-      pin: { env: "PIN" },
-    };
-    expect((await expectCode(openKeyStore(pkcs11), "config.invalid")).message).toContain("not yet supported");
+  it("refuses unknown kinds", async () => {
     await expectCode(openKeyStore({ kind: "vault" } as unknown as KeyStoreConfig), "config.invalid");
   });
 });
