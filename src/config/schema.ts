@@ -41,13 +41,35 @@ const store = z
   })
   .strict();
 
-const keys = z
+const pkcs11 = z
   .object({
-    kind: z.enum(["file"]).default("file"),
-    dir: z.string().nullable().default(null),
-    passphrase: secretRef.nullable().default(null),
+    module: z.string().min(1),
+    // PKCS#11 token labels are 32 bytes, blank-padded.
+    tokenLabel: z
+      .string()
+      .min(1)
+      .refine((l) => Buffer.byteLength(l) <= 32 && l === l.trimEnd(), "at most 32 bytes, no trailing blanks"),
+    pin: secretRef,
   })
   .strict();
+
+const keys = z
+  .object({
+    kind: z.enum(["file", "pkcs11"]).default("file"),
+    dir: z.string().nullable().default(null),
+    passphrase: secretRef.nullable().default(null),
+    pkcs11: pkcs11.nullable().default(null),
+  })
+  .strict()
+  .superRefine((k, ctx) => {
+    if (k.kind === "pkcs11" && k.pkcs11 === null) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["pkcs11"],
+        message: 'keys.kind "pkcs11" needs keys.pkcs11: { module, tokenLabel, pin }',
+      });
+    }
+  });
 
 const caName = z.object({ commonName: z.string().min(1), organization: z.string().min(1) }).strict();
 

@@ -5,21 +5,21 @@ import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { buildBundle, bundlePem } from "../authority/bundle.js";
-import type { SweepResult } from "../authority/zombies.js";
 import { type CaState, fingerprint, loadOrCreateCa, toPem } from "../authority/ca-state.js";
+import type { SweepResult } from "../authority/zombies.js";
 import type { ResolvedConfig } from "../config/load.js";
 import { loadEkTrustStore } from "../devices/ek-trust-store.js";
 import type { EvidenceRegistry } from "../evidence/registry.js";
 import type { KeyStore } from "../keys/keystore.js";
-import { openKeyStore } from "../keys/open.js";
+import { keyStoreConfigFor, openKeyStore } from "../keys/open.js";
 import type { Clock, Random } from "../runtime/clock.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/store.js";
 import { buildServerCertificate, newSerial } from "../x509/index.js";
 import { createApp } from "./app.js";
 import { devPassphrase } from "./dev-passphrase.js";
-import { ownerServices, startSweeper } from "./owners.js";
 import { createMetrics } from "./metrics.js";
+import { ownerServices, startSweeper } from "./owners.js";
 
 export interface RunningServer {
   url: string;
@@ -50,20 +50,21 @@ export async function startServer(
   await store.migrate();
   log.info({ store: store.kind, url: rc.storeUrl }, "store ready");
 
-  let passphrase = rc.passphrase;
-  if (!passphrase) {
+  const keyConfig = await keyStoreConfigFor(config.keys, rc.keysDir, async () => {
+    if (rc.passphrase) return rc.passphrase;
     const dev = await devPassphrase(rc.keysDir);
-    passphrase = dev.ref;
     log.warn(
       { passphraseFile: dev.path, created: dev.created },
       "using a development key passphrase stored beside the keys",
     );
-  }
-  const keys = await openKeyStore(
-    { kind: config.keys.kind, dir: rc.keysDir, passphrase },
-    { onWarning: (message) => log.warn({ keysDir: rc.keysDir }, message) },
-  );
-  log.info({ keystore: keys.kind, keysDir: rc.keysDir }, "key store ready");
+    return dev.ref;
+  });
+  const keyWhere =
+    keyConfig.kind === "pkcs11"
+      ? { module: keyConfig.module, tokenLabel: keyConfig.tokenLabel }
+      : { keysDir: rc.keysDir };
+  const keys = await openKeyStore(keyConfig, { onWarning: (message) => log.warn(keyWhere, message) });
+  log.info({ keystore: keys.kind, ...keyWhere }, "key store ready");
 
   const { state, created } = await loadOrCreateCa({ store, keys, clock, random, config });
   const root = state.roots.find((r) => r.slot === "current") ?? state.roots[0]!;

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { fingerprint, loadOrCreateCa } from "../../authority/ca-state.js";
-import { openKeyStore } from "../../keys/open.js";
+import { keyStoreConfigFor, openKeyStore } from "../../keys/open.js";
 import { systemClock, systemRandom } from "../../runtime/clock.js";
 import { devPassphrase } from "../../server/dev-passphrase.js";
 import { EXIT } from "../exit-codes.js";
@@ -16,8 +16,12 @@ export function registerInit(program: Command): void {
     .action(async (opts: { config?: string; json?: boolean }) => {
       const rc = await resolveConfig(opts.config);
       const store = await openConfiguredStore(rc);
-      const passphrase = rc.passphrase ?? (await devPassphrase(rc.keysDir)).ref;
-      const keys = await openKeyStore({ kind: rc.config.keys.kind, dir: rc.keysDir, passphrase });
+      const keyConfig = await keyStoreConfigFor(
+        rc.config.keys,
+        rc.keysDir,
+        async () => rc.passphrase ?? (await devPassphrase(rc.keysDir)).ref,
+      );
+      const keys = await openKeyStore(keyConfig);
       try {
         const { state, created } = await loadOrCreateCa({
           store,
