@@ -245,7 +245,8 @@ export class OidcVerifier {
     try {
       await this.inflight;
     } catch (e) {
-      if (this.jwks === null) throw e;
+      if (this.jwks !== null) return;
+      throw isMayflyError(e) ? e : err("idp.unavailable", `the identity provider's keys: ${String(e)}`, e);
     }
   }
 
