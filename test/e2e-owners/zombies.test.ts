@@ -160,7 +160,6 @@ describe("mayfly agents (CLI on the CA host)", () => {
     expect(JSON.parse(t.stdout)).toMatchObject({ toOwnerId: other.ownerId });
     const retire = await mayfly(["agents", "retire", fresh.agentId, "--json"], env);
     expect(JSON.parse(retire.stdout)).toMatchObject({ status: "retired" });
-    expect((await mayfly(["agents", "retire", "no-such-agent"], env)).code).toBe(3);
 
     const owners = await mayfly(["owners", "list", "--json"], env);
     expect((JSON.parse(owners.stdout) as { owners: { id: string }[] }).owners.map((x) => x.id)).toContain(
@@ -172,14 +171,8 @@ describe("mayfly agents (CLI on the CA host)", () => {
       .map((e) => e.type);
     expect(cli).toEqual(["agent.suspend", "agent.resume", "transfer.offer", "agent.retire"]);
 
-    for (const c of [
-      ["agents", "--help"],
-      ["agents", "sweep", "--help"],
-      ["owners", "list", "--help"],
-    ]) {
-      const h = await mayfly(c);
-      expect(h.code, c.join(" ")).toBe(0);
-      expect(h.stdout).toMatch(/^Usage: mayfly /);
-    }
+    const h = await mayfly(["agents", "sweep", "--help"]);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toMatch(/^Usage: mayfly agents sweep /);
   });
 });
