@@ -2,6 +2,7 @@ import express, { type NextFunction, type Request, type Response } from "express
 import { MayflyError } from "../errors/index.js";
 import type { ServerContext } from "./context.js";
 import { problemHandler } from "./problem.js";
+import { adminRoutes } from "./routes/admin.js";
 import { agentRoutes } from "./routes/agents.js";
 import { bundleRoutes } from "./routes/bundle.js";
 import { deviceRoutes } from "./routes/devices.js";
@@ -48,6 +49,7 @@ export function createApp(ctx: ServerContext): express.Express {
   app.use(deviceRoutes(ctx));
   app.use(issuanceRoutes(ctx));
   app.use(agentRoutes(ctx));
+  app.use(adminRoutes(ctx));
   app.use((req, _res, next) => {
     next(new MayflyError("request.not_found", `no route for ${req.method} ${req.path}`));
   });

@@ -10,6 +10,15 @@ import { MAYFLY_CLIENT, startIdp, type TestIdp } from "../owners/helpers/idp.js"
 // A real Mayfly (HTTPS, SQLite) whose owners log in at a real OpenID Provider over TLS
 // and are provisioned through SCIM with a bearer token read from a file.
 
+export interface Counts {
+  owners: number;
+  agents: number;
+  scimUsers: number;
+  certificates: number;
+  audit: number;
+  state: number;
+}
+
 export interface OwnersCa {
   ca: TestCa;
   idp: TestIdp;
@@ -21,7 +30,7 @@ export interface OwnersCa {
   /** A device with an activated key (the test-only format's software key), optionally assigned. */
   device(over?: Partial<Device>): Promise<{ deviceId: string; deviceKey: KeyObject }>;
   audit(): Promise<AuditEvent[]>;
-  counts(): Promise<Record<string, number>>;
+  counts(): Promise<Counts>;
   close(): Promise<void>;
 }
 

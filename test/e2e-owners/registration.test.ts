@@ -316,3 +316,67 @@ describe("re-affirmation, kill switch and transfers", () => {
     );
   });
 });
+
+describe("administrators", () => {
+  it("nothing under /v1/admin answers without a login in owners.adminGroup", async () => {
+    await expectOwnerDeny(o, () => o.api("GET", "/v1/admin/agents", null), "token.missing", 401);
+    await expectOwnerDeny(
+      o,
+      async () => o.api("GET", "/v1/admin/agents", await o.token("pat")),
+      "admin.required",
+      403,
+    );
+    await expectOwnerDeny(
+      o,
+      async () => o.api("POST", "/v1/admin/agents/x/suspend", await o.token("pat")),
+      "admin.required",
+      403,
+    );
+  });
+
+  it("an admin's hold is one the owner cannot lift; the admin can, with a fresh login", async () => {
+    o.idp.accounts.set("root", { email: "root@example.test", groups: ["mayfly-admins"] });
+    const dev = await o.device();
+    const reg = await register("quinn", {
+      name: "held",
+      deviceId: dev.deviceId,
+      purpose: "p",
+      expiresAt: inDays(o.ca, 9),
+    });
+    const a = reg.json as AgentJson;
+    const agent = asTestAgent(a.agentId, a.ownerId, dev);
+    const held = await o.api(
+      "POST",
+      `/v1/admin/agents/${a.agentId}/suspend`,
+      await o.token("root", { authAgeSeconds: 3600 }),
+    );
+    expect(held.status, held.text).toBe(200);
+    expect(held.json).toMatchObject({ status: "suspended", statusReason: "admin" });
+    expect((await o.audit()).at(-1)).toMatchObject({
+      type: "agent.suspend",
+      actor: expect.stringMatching(/^admin:/),
+    });
+    expect(((await issueVia(o.ca, agent)).res.json as { code: string }).code).toBe("agent.inactive");
+    await expectOwnerDeny(
+      o,
+      async () => o.api("POST", `/v1/agents/${a.agentId}/affirm`, await o.token("quinn")),
+      "admin.required",
+    );
+    await expectOwnerDeny(
+      o,
+      async () =>
+        o.api(
+          "POST",
+          `/v1/admin/agents/${a.agentId}/resume`,
+          await o.token("root", { authAgeSeconds: 3600 }),
+        ),
+      "token.auth_stale",
+    );
+    const resumed = await o.api("POST", `/v1/admin/agents/${a.agentId}/resume`, await o.token("root"));
+    expect(resumed.json).toMatchObject({ status: "active" });
+    expect((await issueVia(o.ca, agent)).res.status).toBe(201);
+    const list = await o.api("GET", "/v1/admin/agents?zombies=true", await o.token("root"));
+    expect(list.status, list.text).toBe(200);
+    expect(Array.isArray((list.json as { zombies: unknown[] }).zombies)).toBe(true);
+  });
+});
