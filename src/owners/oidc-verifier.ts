@@ -84,6 +84,8 @@ function fromJose(e: unknown): MayflyError {
  * naming an unknown kid triggers one refetch (key rotation), at most once per cooldown,
  * so a flood of forged kids cannot turn the CA into a load generator for the IdP.
  * Time comes from the injected clock (jose's currentDate), never from the system.
+ * The nonce is the logging-in client's to check (it sent it); Mayfly sees the token
+ * after that, which is why consequential acts also demand a recent auth_time.
  */
 export class OidcVerifier {
   private discovery: { jwksUri: string; fetchedAt: number } | null = null;
@@ -112,6 +114,11 @@ export class OidcVerifier {
       unverified = decodeJwt(token);
     } catch (e) {
       throw err("token.malformed", "the token header or payload is not base64url JSON", e);
+    }
+    // A JWT access token (RFC 9068) from the same IdP may name our client as audience
+    // too; it proves an authorization, not a login, and never stands in for an ID token.
+    if (typeof header.typ === "string" && /^(application\/)?at\+jwt$/i.test(header.typ)) {
+      throw err("token.claims_invalid", "an access token is not an ID token");
     }
     const alg = header.alg;
     if (typeof alg !== "string" || !(o.algorithms as readonly string[]).includes(alg)) {

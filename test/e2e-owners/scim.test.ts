@@ -283,6 +283,33 @@ describe("SCIM Users, Entra-shaped", () => {
     expect((await owner())?.status).toBe("active");
   });
 
+  it("adopts an owner who logged in before being provisioned, by the subject attribute", async () => {
+    const me = await o.api("GET", "/v1/owners/me", await o.token("early-bird"));
+    const ownerId = (me.json as { ownerId: string }).ownerId;
+    const res = await o.scim("POST", "/Users", {
+      ...fixture("okta/create-user.json"),
+      userName: "early.bird@example.test",
+      externalId: "early-bird",
+    });
+    expect(res.status, res.text).toBe(201);
+    const owner = await o.ca.running.store.tx((tx) => tx.getOwner(ownerId));
+    expect(owner).toMatchObject({ subject: "early-bird", email: "test.user@okta.local", status: "active" });
+    const bySubject = await o.ca.running.store.tx((tx) => tx.findOwnerBySubject(o.idp.issuer, "early-bird"));
+    expect(bySubject?.id).toBe(ownerId);
+    // A second User for the same person is refused.
+    await expectScimError(
+      () =>
+        o.scim("POST", "/Users", {
+          ...fixture("okta/create-user.json"),
+          userName: "early.bird.2@example.test",
+          externalId: "early-bird",
+        }),
+      409,
+      "uniqueness",
+      "scim.uniqueness",
+    );
+  });
+
   it("lists users with startIndex and count", async () => {
     const all = (await o.scim("GET", "/Users")).json as { totalResults: number; Resources: User[] };
     expect(all.totalResults).toBeGreaterThanOrEqual(2);

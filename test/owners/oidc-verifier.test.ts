@@ -173,6 +173,8 @@ describe("OIDC ID-token verification against a real provider", () => {
     expect(await code(v.verify("not.a.jwt"))).toBe("token.malformed");
     expect(await code(v.verify("a.b.c.d.e"))).toBe("token.malformed");
     expect(await code(v.verify(""))).toBe("token.missing");
+    const asAccessToken = `${b64({ alg: "RS256", typ: "at+jwt" })}.${idToken.split(".")[1]}.${s}`;
+    expect(await code(v.verify(asAccessToken))).toBe("token.claims_invalid");
   });
 
   it("picks up a rotated JWKS without restart: unknown kid within the cooldown, accepted after it", async () => {
