@@ -38,6 +38,24 @@ export const AGENT_CODES = {
   keyUnsupported: "agent.key_unsupported",
   /** TPM2_PCR_Read could not read the whole selection in one call. */
   pcrReadIncomplete: "agent.pcr_read_incomplete",
+  /** A command-line value or library option the agent cannot use. */
+  usage: "agent.usage_invalid",
+  /** No enrolment state in the state directory: run `mayfly agent enrol` first. */
+  notEnrolled: "agent.not_enrolled",
+  /** The state directory holds something this agent did not write (or a newer version). */
+  stateInvalid: "agent.state_invalid",
+  /** The state directory is enrolled with another CA. */
+  enrolledElsewhere: "agent.enrolled_elsewhere",
+  /** The AK in the TPM is not the one the state recorded (TPM cleared or replaced). */
+  akMismatch: "agent.ak_mismatch",
+  /** A persistent TPM handle the agent was told to use holds a key it did not put there. */
+  handleOccupied: "agent.handle_occupied",
+  /** A relying party's peer certificate does not chain to the trust bundle. */
+  peerUntrusted: "peer.untrusted",
+  /** A peer certificate (or one of its issuers) is outside its validity period. */
+  peerExpired: "peer.expired",
+  /** A peer certificate is not a Mayfly agent certificate: SPIFFE ID, usage or assurance. */
+  peerInvalid: "peer.invalid",
 } as const;
 
 /**

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
+import { registerAgent } from "./commands/agent-commands.js";
 import { registerAgents } from "./commands/agents.js";
 import { registerAudit } from "./commands/audit-verify.js";
 import { registerConfigCheck } from "./commands/config-check.js";
@@ -24,6 +25,7 @@ registerConfigCheck(program);
 registerDevice(program);
 registerAudit(program);
 registerAgents(program);
+registerAgent(program);
 for (const c of program.commands) {
   c.exitOverride();
   for (const sub of c.commands) sub.exitOverride();
