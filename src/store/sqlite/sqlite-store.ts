@@ -23,17 +23,40 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
+/** At most this many transactions share one BEGIN ... COMMIT (one fsync). */
+export const GROUP_COMMIT_MAX = 128;
+
+type Job =
+  | {
+      kind: "tx";
+      fn: (tx: StoreTx) => Promise<unknown>;
+      resolve: (v: unknown) => void;
+      reject: (e: unknown) => void;
+    }
+  | { kind: "job"; fn: () => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void };
+type TxJob = Extract<Job, { kind: "tx" }>;
+
 /**
  * The embedded Store over one better-sqlite3 connection. better-sqlite3 is synchronous,
  * but tx() callbacks are async (they may await a signer between reads and writes), so
- * transactions are queued: one runs at a time, start to finish, on the one connection.
- * Across processes sharing the file, BEGIN IMMEDIATE plus busy_timeout serialise writers.
+ * transactions are queued and run one at a time on the one connection. Across processes
+ * sharing the file, BEGIN IMMEDIATE plus busy_timeout serialise writers.
+ *
+ * Group commit: the transactions waiting in the queue when the connection frees up run
+ * together inside one BEGIN IMMEDIATE ... COMMIT, each in its own SAVEPOINT, so under
+ * load many transactions share one fsync. Each keeps its own all-or-nothing outcome (a
+ * callback that throws rolls back to its savepoint and rejects alone), each sees the
+ * writes of those before it exactly as if they had run one after another, and no tx()
+ * resolves before the COMMIT that made it durable has returned: "recorded before
+ * returned" holds per transaction. If the shared COMMIT fails, every transaction of the
+ * group that had succeeded rejects with that error.
  */
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
   private readonly db: BetterSqlite3.Database;
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly pending: Job[] = [];
+  private running = false;
   private closed = false;
   // Marks async work running inside one of this store's transactions, so a nested
   // tx() fails at once instead of waiting forever behind its own parent in the queue.
@@ -67,7 +90,10 @@ export class SqliteStore implements Store {
     if (this.inTx.getStore()) {
       return Promise.reject(new MayflyError("internal.error", "nested store transactions are not supported"));
     }
-    return this.enqueue(() => this.runTx(fn));
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ kind: "tx", fn, resolve: resolve as (v: unknown) => void, reject });
+      this.pump();
+    });
   }
 
   close(): Promise<void> {
@@ -78,34 +104,99 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** Runs `job` after every job queued before it, whether those succeeded or failed. */
-  private enqueue<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(() => {
-      if (this.closed) throw new MayflyError("internal.error", "the store is closed");
-      return job();
+  /** Runs `job` alone, after everything queued before it, whether that succeeded or failed. */
+  private enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ kind: "job", fn, resolve: resolve as (v: unknown) => void, reject });
+      this.pump();
     });
-    this.queue = run.catch(() => undefined);
-    return run;
   }
 
-  private async runTx<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+  private pump(): void {
+    if (this.running) return;
+    this.running = true;
+    void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const first = this.pending[0]!;
+        if (this.closed) {
+          this.pending.shift();
+          first.reject(new MayflyError("internal.error", "the store is closed"));
+          continue;
+        }
+        if (first.kind === "job") {
+          this.pending.shift();
+          try {
+            first.resolve(await first.fn());
+          } catch (e) {
+            first.reject(e);
+          }
+          continue;
+        }
+        let n = 1;
+        while (n < this.pending.length && n < GROUP_COMMIT_MAX && this.pending[n]!.kind === "tx") n++;
+        await this.runGroup(this.pending.splice(0, n) as TxJob[]);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async runGroup(group: TxJob[]): Promise<void> {
     try {
       this.db.exec("BEGIN IMMEDIATE");
     } catch (e) {
-      throw mapSqliteError(e, "begin");
+      const err = mapSqliteError(e, "begin");
+      for (const j of group) j.reject(err);
+      return;
     }
-    const tx = new SqliteTx((sql) => this.prepare(sql));
-    try {
-      const result = await this.inTx.run(true, () => fn(tx));
-      tx.end();
-      this.db.exec("COMMIT");
-      return result;
-    } catch (e) {
-      tx.end();
-      // A failed statement may already have rolled the transaction back (e.g. SQLITE_FULL).
-      if (this.db.inTransaction) this.db.exec("ROLLBACK");
-      throw mapSqliteError(e, "commit");
+    const single = group.length === 1;
+    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    for (let i = 0; i < group.length; i++) {
+      const job = group[i]!;
+      if (!this.db.inTransaction) {
+        // A failed statement rolled the whole transaction back (e.g. SQLITE_FULL): what the
+        // group had done is gone, and the rest go back to the head of the queue.
+        this.pending.unshift(...group.slice(i));
+        break;
+      }
+      const tx = new SqliteTx((sql) => this.prepare(sql));
+      try {
+        if (!single) this.db.exec("SAVEPOINT g");
+        const value = await this.inTx.run(true, () => job.fn(tx));
+        tx.end();
+        if (!single) this.db.exec("RELEASE g");
+        outcomes.push({ ok: true, value });
+      } catch (e) {
+        tx.end();
+        if (!single && this.db.inTransaction) {
+          this.db.exec("ROLLBACK TO g");
+          this.db.exec("RELEASE g");
+        }
+        outcomes.push({ ok: false, error: mapSqliteError(e, "commit") });
+      }
     }
+    let commitError: unknown = null;
+    if (this.db.inTransaction) {
+      try {
+        if (single && !outcomes[0]?.ok) this.db.exec("ROLLBACK");
+        else this.db.exec("COMMIT");
+      } catch (e) {
+        commitError = mapSqliteError(e, "commit");
+        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      }
+    } else {
+      commitError = new MayflyError("internal.error", "the transaction was rolled back by the database");
+    }
+    outcomes.forEach((o, i) => {
+      const job = group[i]!;
+      if (!o.ok) job.reject(o.error);
+      else if (commitError) job.reject(commitError);
+      else job.resolve(o.value);
+    });
   }
 
   private prepare(sql: string): BetterSqlite3.Statement {

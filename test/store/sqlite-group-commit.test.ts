@@ -1,0 +1,138 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, describe, expect, it } from "vitest";
+import { SqliteStore } from "../../src/store/sqlite/index.js";
+import { bytes, certificate, seedAgent } from "./fixtures.js";
+
+// Group commit: transactions queued together share one BEGIN IMMEDIATE ... COMMIT, each
+// in its own savepoint. Each must keep its own outcome, see the ones before it, and
+// resolve only once the shared COMMIT has made it visible to every other connection.
+
+const dir = mkdtempSync(join(tmpdir(), "mayfly-group-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+async function fresh(): Promise<{ store: SqliteStore; path: string }> {
+  const path = join(dir, `g${++n}.db`);
+  const store = new SqliteStore({ path });
+  await store.migrate();
+  await store.tx((tx) => seedAgent(tx, "a1"));
+  return { store, path };
+}
+
+/** Counts BEGINs on the store's connection. */
+function countBegins(store: SqliteStore): () => number {
+  const db = (store as unknown as { db: Database.Database }).db;
+  const exec = db.exec.bind(db);
+  let begins = 0;
+  db.exec = (sql: string) => {
+    if (sql.startsWith("BEGIN")) begins++;
+    return exec(sql);
+  };
+  return () => begins;
+}
+
+describe("SqliteStore group commit", () => {
+  it("commits concurrent transactions in shared groups; a failing one rolls back alone", async () => {
+    const { store } = await fresh();
+    const begins = countBegins(store);
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 60 }, (_, i) =>
+        store.tx(async (tx) => {
+          await tx.insertCertificate(certificate(`s${i}`, "a1"));
+          if (i % 7 === 3) throw new Error(`boom ${i}`);
+          return i;
+        }),
+      ),
+    );
+    const failed = outcomes.flatMap((o, i) => (o.status === "rejected" ? [i] : []));
+    expect(failed).toEqual([3, 10, 17, 24, 31, 38, 45, 52, 59]);
+    outcomes.forEach((o, i) => {
+      if (o.status === "fulfilled") expect(o.value).toBe(i);
+      else expect(String(o.reason)).toContain(`boom ${i}`);
+    });
+    const kept = await store.tx((tx) => tx.listCertificatesByAgent("a1"));
+    expect(kept.map((c) => c.serial.toString("hex")).sort()).toEqual(
+      outcomes
+        .flatMap((o, i) => (o.status === "fulfilled" ? [bytes(`serial-s${i}`, 16).toString("hex")] : []))
+        .sort(),
+    );
+    // 60 transactions queued at once ran in far fewer BEGIN ... COMMITs.
+    expect(begins()).toBeLessThan(10);
+    await store.close();
+  });
+
+  it("lets each transaction see the ones committed before it in its group", async () => {
+    const { store } = await fresh();
+    const seen = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        store.tx(async (tx) => {
+          const before = await tx.countCertificates();
+          await tx.insertCertificate(certificate(`s${i}`, "a1"));
+          return before;
+        }),
+      ),
+    );
+    expect(seen).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    await store.close();
+  });
+
+  it("resolves no transaction before its commit is visible to another connection", async () => {
+    const { store, path } = await fresh();
+    const other = new Database(path, { readonly: true });
+    const find = other.prepare("SELECT COUNT(*) AS n FROM certificates WHERE serial = ?");
+    const visibleAtResolve = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        store
+          .tx((tx) => tx.insertCertificate(certificate(`s${i}`, "a1")))
+          .then(() => (find.get(bytes(`serial-s${i}`, 16)) as { n: number }).n),
+      ),
+    );
+    expect(visibleAtResolve).toEqual(Array.from({ length: 50 }, () => 1));
+    other.close();
+    await store.close();
+  });
+
+  it("fails every transaction of a group whose COMMIT fails, and keeps none of them", async () => {
+    const { store } = await fresh();
+    const db = (store as unknown as { db: Database.Database }).db;
+    // A first transaction holds the connection so the next three queue up as one group.
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const first = store.tx(() => held);
+    const group = Promise.allSettled([
+      store.tx((tx) => tx.insertCertificate(certificate("ok-1", "a1"))),
+      store.tx(async (tx) => {
+        // A deferred foreign-key violation is only detected at COMMIT, failing the group.
+        db.pragma("defer_foreign_keys = ON");
+        await tx.insertCertificate(certificate("orphan", "nobody"));
+      }),
+      store.tx((tx) => tx.insertCertificate(certificate("ok-2", "a1"))),
+    ]);
+    release();
+    await first;
+    const results = await group;
+    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected", "rejected"]);
+    expect(await store.tx((tx) => tx.countCertificates())).toBe(0);
+    // The store goes on working after a failed group.
+    await store.tx((tx) => tx.insertCertificate(certificate("after", "a1")));
+    expect(await store.tx((tx) => tx.countCertificates())).toBe(1);
+    await store.close();
+  });
+
+  it("runs migrate and close in queue order around groups", async () => {
+    const { store } = await fresh();
+    const writes = Array.from({ length: 10 }, (_, i) =>
+      store.tx((tx) => tx.insertCertificate(certificate(`s${i}`, "a1"))),
+    );
+    const closing = store.close();
+    const late = store.tx((tx) => tx.countCertificates());
+    await Promise.all(writes);
+    await closing;
+    await expect(late).rejects.toThrow(/closed/);
+  });
+});
