@@ -86,6 +86,12 @@ export interface StoreTx {
   getCertificate(issuerKeyId: Buffer, serial: Buffer): Promise<CertificateRecord | null>;
   listCertificatesByAgent(agentId: string): Promise<CertificateRecord[]>;
   countCertificates(): Promise<number>;
+  /**
+   * Deletes at most `limit` certificates whose notAfter is before `before`, those that
+   * expired first going first; returns how many. The retention tidy job calls it in
+   * bounded batches so no one transaction holds the write lock for long.
+   */
+  deleteCertificatesExpiredBefore(before: number, limit: number): Promise<number>;
 
   // CA certificates (root and intermediates, with rotation slots)
   insertCaCertificate(c: CaCertificate): Promise<void>;

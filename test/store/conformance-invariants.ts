@@ -112,6 +112,29 @@ export function invariantTests(store: StoreRef): void {
       expect(await store().tx((tx) => tx.countCertificates())).toBe(2);
     });
 
+    it("deletes certificates expired before the cut-off, oldest first, at most `limit`", async () => {
+      const at = (label: string, notAfter: number) =>
+        certificate(label, "a1", { challengeNonce: null, notBefore: notAfter - 300_000, notAfter });
+      await store().tx(async (tx) => {
+        await seedAgent(tx, "a1");
+        await tx.insertCertificate(at("s3", T0 - 1000));
+        await tx.insertCertificate(at("s1", T0 - 3000));
+        await tx.insertCertificate(at("s2", T0 - 2000));
+        await tx.insertCertificate(at("edge", T0));
+        await tx.insertCertificate(at("live", T0 + 60_000));
+      });
+      const left = async () =>
+        (await store().tx((tx) => tx.listCertificatesByAgent("a1"))).map((c) => c.notAfter).sort();
+      expect(await store().tx((tx) => tx.deleteCertificatesExpiredBefore(T0, 2))).toBe(2);
+      expect(await left()).toEqual([T0 - 1000, T0, T0 + 60_000]);
+      expect(await store().tx((tx) => tx.deleteCertificatesExpiredBefore(T0, 0))).toBe(0);
+      // notAfter == cut-off is not before it.
+      expect(await store().tx((tx) => tx.deleteCertificatesExpiredBefore(T0, 100))).toBe(1);
+      expect(await left()).toEqual([T0, T0 + 60_000]);
+      expect(await store().tx((tx) => tx.deleteCertificatesExpiredBefore(T0, 100))).toBe(0);
+      expect(await store().tx((tx) => tx.countCertificates())).toBe(2);
+    });
+
     it("gives a challenge at most one certificate (store.conflict)", async () => {
       const c = certificate("s1", "a1");
       await store().tx(async (tx) => {

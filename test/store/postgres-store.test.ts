@@ -40,6 +40,7 @@ const RELEASED: Record<number, string> = {
   1: "0f1090c44bd11ad6da0391a23b5c9d8806433b21a44e1be6e39ef7e79a1cae4a",
   2: "9f473277db4a1d53d032c6daf24947d6103b36350584ddc1a3f7e180b903225b",
   3: "3f26b980b71cd223bd50c61d57313be20a60614f31a5cfb6b5830b0bac2a6727",
+  4: "47d7f15870ab313833b50dff91a4d70936dcabdfa92c6b34711f62ac3ef5d729",
 };
 
 describe("PostgreSQL migrations", () => {

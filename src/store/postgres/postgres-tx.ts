@@ -341,6 +341,12 @@ export class PostgresTx extends PgTxBase implements StoreTx {
     const r = await this.get("countCertificates", "SELECT COUNT(*) AS n FROM certificates", []);
     return Number(r?.n ?? 0);
   }
+  async deleteCertificatesExpiredBefore(before: number, limit: number): Promise<number> {
+    const sql =
+      "DELETE FROM certificates WHERE (issuer_key_id, serial) IN (SELECT issuer_key_id, serial " +
+      "FROM certificates WHERE not_after < ? ORDER BY not_after LIMIT ?)";
+    return await this.run("deleteCertificatesExpiredBefore", sql, [before, Math.max(0, Math.floor(limit))]);
+  }
 
   // CA certificates
   async insertCaCertificate(c: CaCertificate): Promise<void> {

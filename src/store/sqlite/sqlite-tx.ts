@@ -300,6 +300,14 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
     return Number(r?.n ?? 0);
   }
 
+  async deleteCertificatesExpiredBefore(before: number, limit: number): Promise<number> {
+    // By primary key through the not_after index: no rowid, so the statement is PostgreSQL's too.
+    const sql =
+      "DELETE FROM certificates WHERE (issuer_key_id, serial) IN (SELECT issuer_key_id, serial " +
+      "FROM certificates WHERE not_after < ? ORDER BY not_after LIMIT ?)";
+    return this.run("deleteCertificatesExpiredBefore", sql, [before, Math.max(0, Math.floor(limit))]).changes;
+  }
+
   // CA certificates
   async insertCaCertificate(c: CaCertificate): Promise<void> {
     this.run(

@@ -2,6 +2,7 @@ import type { Migration } from "../../sqlite/migrations/migration.js";
 import { pgMigration0001 } from "./0001_initial.js";
 import { pgMigration0002 } from "./0002_activations.js";
 import { pgMigration0003 } from "./0003_owners.js";
+import { pgMigration0004 } from "./0004_certificate_retention.js";
 
 export type { Migration } from "../../sqlite/migrations/migration.js";
 
@@ -9,4 +10,9 @@ export type { Migration } from "../../sqlite/migrations/migration.js";
  * In order; versions contiguous from 1, and the same versions and names as
  * SQLITE_MIGRATIONS (a test holds them in step). Append new steps, never reorder.
  */
-export const PG_MIGRATIONS: readonly Migration[] = [pgMigration0001, pgMigration0002, pgMigration0003];
+export const PG_MIGRATIONS: readonly Migration[] = [
+  pgMigration0001,
+  pgMigration0002,
+  pgMigration0003,
+  pgMigration0004,
+];

@@ -1,9 +1,15 @@
 import { migration0001 } from "./0001_initial.js";
 import { migration0002 } from "./0002_activations.js";
 import { migration0003 } from "./0003_owners.js";
+import { migration0004 } from "./0004_certificate_retention.js";
 import type { Migration } from "./migration.js";
 
 export type { Migration } from "./migration.js";
 
 /** In order; versions contiguous from 1. Append new steps, never reorder. */
-export const SQLITE_MIGRATIONS: readonly Migration[] = [migration0001, migration0002, migration0003];
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
+  migration0001,
+  migration0002,
+  migration0003,
+  migration0004,
+];
