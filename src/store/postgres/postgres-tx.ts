@@ -56,8 +56,15 @@ function userNameKey(userName: string): string {
 /** How an audit append claims the chain head; see PostgresStoreOptions.auditLock. */
 export type AuditLockMode = "row" | "advisory" | "optimistic";
 
-/** The advisory-lock key of auditLock "advisory": the ASCII bytes "mayflyau" as a big-endian integer. */
-const AUDIT_ADVISORY_KEY = "7881714303688597877";
+/**
+ * The statement that claims the chain head in each mode. The advisory key is the ASCII
+ * bytes "mayflyau" as a big-endian integer; "optimistic" claims nothing.
+ */
+const AUDIT_CLAIM: Record<AuditLockMode, string | null> = {
+  row: "SELECT id FROM audit_head WHERE id = 1 FOR UPDATE",
+  advisory: "SELECT pg_advisory_xact_lock(7881714303688597877)",
+  optimistic: null,
+};
 
 /**
  * The StoreTx handed to one tx() callback, over one pooled connection in one READ
@@ -535,17 +542,15 @@ export class PostgresTx extends PgTxBase implements StoreTx {
 
   // audit
   async auditHead(): Promise<AuditEvent | null> {
-    // Claim the head first, then read it in a separate statement: under READ COMMITTED
-    // that statement's snapshot is taken after the lock was granted, so it sees the event
-    // the previous holder committed. Held until commit or rollback, on every replica.
-    if (this.auditLock === "row") {
-      await this.run("auditHead", "SELECT id FROM audit_head WHERE id = 1 FOR UPDATE", []);
-    } else if (this.auditLock === "advisory") {
-      await this.run("auditHead", "SELECT pg_advisory_xact_lock(?)", [AUDIT_ADVISORY_KEY]);
-    }
-    const sql = `SELECT ${AUDIT_COLS} FROM audit_events ORDER BY seq DESC LIMIT 1`;
-    const r = await this.get("auditHead", sql, []);
-    return r ? auditFromRow(r) : null;
+    // Claim the head, then read it in a second statement: under READ COMMITTED that
+    // statement's snapshot is taken after the lock was granted, so it sees the event the
+    // previous holder committed. Both go in one round trip (every round trip made while
+    // holding the head is time no other replica can append). Held until commit or
+    // rollback, across every replica.
+    const head = `SELECT ${AUDIT_COLS} FROM audit_events ORDER BY seq DESC LIMIT 1`;
+    const claim = AUDIT_CLAIM[this.auditLock];
+    const rows = await this.batch("auditHead", claim ? `${claim}; ${head}` : head);
+    return rows[0] ? auditFromRow(rows[0]) : null;
   }
   async insertAuditEvent(e: AuditEvent): Promise<void> {
     await this.run(

@@ -57,6 +57,22 @@ export class PgTxBase {
       throw mapped;
     }
   }
+  /**
+   * Several parameterless statements in one round trip (the simple query protocol),
+   * each with its own snapshot under READ COMMITTED; the rows of the last one.
+   */
+  protected async batch(what: string, sql: string): Promise<Row[]> {
+    if (!this.live) throw new MayflyError("internal.error", `${what}: the transaction has already ended`);
+    try {
+      const results = (await this.client.query<Row>(sql)) as unknown as QueryResult<Row> | QueryResult<Row>[];
+      return (Array.isArray(results) ? results.at(-1)?.rows : results.rows) ?? [];
+    } catch (e) {
+      if (isRetryable(e)) this.retryable = true;
+      const mapped = mapPgError(e, what);
+      this.failure ??= mapped;
+      throw mapped;
+    }
+  }
   protected async run(what: string, sql: string, params: unknown[]): Promise<number> {
     return (await this.query(what, sql, params)).rowCount ?? 0;
   }
