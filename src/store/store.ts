@@ -6,6 +6,7 @@ import type {
   AuditEvent,
   Binding,
   CaCertificate,
+  CaJournalEntry,
   CaSlot,
   CertificateRecord,
   Challenge,
@@ -97,6 +98,23 @@ export interface StoreTx {
   insertCaCertificate(c: CaCertificate): Promise<void>;
   listCaCertificates(): Promise<CaCertificate[]>;
   setCaSlot(id: string, slot: CaSlot): Promise<void>;
+  /**
+   * Moves the CA certificate from slot `from` to `to` if, and only if, it is in `from`;
+   * true for the one caller that wins. A conditional update, so a rotation step taken by
+   * several replicas at once moves each certificate once.
+   */
+  compareAndSetCaSlot(id: string, from: CaSlot, to: CaSlot): Promise<boolean>;
+  /** The latest notAfter of the certificates recorded under this issuer SKI; null if none. */
+  maxCertificateNotAfter(issuerKeyId: Buffer): Promise<number | null>;
+
+  // CA rotation journal
+  /**
+   * Records a rotation step; null (and nothing written) if (rotationId, step) is already
+   * recorded. The store assigns seq.
+   */
+  appendCaJournal(e: Omit<CaJournalEntry, "seq">): Promise<CaJournalEntry | null>;
+  /** Every entry in seq order (a handful per rotation). */
+  listCaJournal(): Promise<CaJournalEntry[]>;
 
   // TPM activations (one attempt each) and registered EKs
   insertActivation(a: Activation): Promise<void>; // store.conflict if the id exists

@@ -193,3 +193,18 @@ export interface AgentTransfer {
   expiresAt: number;
   completedAt: number | null;
 }
+
+export type CaJournalKind = "intermediate" | "root";
+/**
+ * One completed step of a CA rotation, written in the same transaction as the slot
+ * changes it records. (rotationId, step) is unique, so a step is recorded once however
+ * many replicas attempt it; the number of entries is the bundle's sequence number.
+ */
+export interface CaJournalEntry {
+  seq: number; // assigned by the store; increasing, gaps possible
+  rotationId: string; // "intermediate:<ski hex>" or "root:<ski hex>"
+  kind: CaJournalKind;
+  step: string; // e.g. "prepared", "canaried", "activated", "deactivated", "retired"
+  at: number;
+  data: Record<string, unknown>; // JSON-safe
+}

@@ -5,6 +5,7 @@ import { auditAndTxTests } from "./conformance-audit-tx.js";
 import { invariantTests } from "./conformance-invariants.js";
 import { ownerTests } from "./conformance-owners.js";
 import { recordTests } from "./conformance-records.js";
+import { rotationTests } from "./conformance-rotation.js";
 
 /** Gives each test the store made for it. */
 export type StoreRef = () => Store;
@@ -45,5 +46,6 @@ export function runStoreConformance(name: string, makeStore: () => Promise<Store
     auditAndTxTests(ref);
     activationTests(ref);
     ownerTests(ref);
+    rotationTests(ref);
   });
 }

@@ -41,6 +41,7 @@ const RELEASED: Record<number, string> = {
   2: "9f473277db4a1d53d032c6daf24947d6103b36350584ddc1a3f7e180b903225b",
   3: "3f26b980b71cd223bd50c61d57313be20a60614f31a5cfb6b5830b0bac2a6727",
   4: "47d7f15870ab313833b50dff91a4d70936dcabdfa92c6b34711f62ac3ef5d729",
+  5: "dadca05c5e4732d14cc50f81bc330fe28a8d45f7784b08c5b950b7fc841e56d5",
 };
 
 describe("PostgreSQL migrations", () => {

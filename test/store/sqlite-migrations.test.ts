@@ -35,6 +35,7 @@ const RELEASED: Record<number, string> = {
   2: "0fc6a0f6b798f74d1e1d544ca9699383504f114233f718e2c06ef1922695ba40",
   3: "3f26b980b71cd223bd50c61d57313be20a60614f31a5cfb6b5830b0bac2a6727",
   4: "47d7f15870ab313833b50dff91a4d70936dcabdfa92c6b34711f62ac3ef5d729",
+  5: "20b174025b63db4a8af3eedbf427aa5be24a94165961e54d6986d9391b90eee6",
 };
 
 function tables(path: string): string[] {

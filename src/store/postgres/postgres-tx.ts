@@ -10,9 +10,11 @@ import {
   BINDING_COLS,
   bindingFromRow,
   CA_COLS,
+  CA_JOURNAL_COLS,
   CERTIFICATE_COLS,
   CHALLENGE_COLS,
   caFromRow,
+  caJournalFromRow,
   certificateFromRow,
   challengeFromRow,
   DEVICE_COLS,
@@ -35,6 +37,7 @@ import type {
   AuditEvent,
   Binding,
   CaCertificate,
+  CaJournalEntry,
   CaSlot,
   CertificateRecord,
   Challenge,
@@ -370,6 +373,38 @@ export class PostgresTx extends PgTxBase implements StoreTx {
   async setCaSlot(id: string, slot: CaSlot): Promise<void> {
     const r = await this.run("setCaSlot", "UPDATE ca_certificates SET slot = ? WHERE id = ?", [slot, id]);
     this.mustChange(r, () => new MayflyError("request.not_found", `no CA certificate ${id}`));
+  }
+  async compareAndSetCaSlot(id: string, from: CaSlot, to: CaSlot): Promise<boolean> {
+    // As consumeChallenge: a second UPDATE waits for the first's row lock, then re-checks
+    // the slot on the committed row and changes nothing.
+    const sql = "UPDATE ca_certificates SET slot = ? WHERE id = ? AND slot = ?";
+    return (await this.run("compareAndSetCaSlot", sql, [to, id, from])) === 1;
+  }
+  async maxCertificateNotAfter(issuerKeyId: Buffer): Promise<number | null> {
+    const sql = "SELECT MAX(not_after) AS m FROM certificates WHERE issuer_key_id = ?";
+    const r = await this.get("maxCertificateNotAfter", sql, [issuerKeyId]);
+    return r?.m === null || r?.m === undefined ? null : Number(r.m);
+  }
+
+  // CA rotation journal
+  async appendCaJournal(e: Omit<CaJournalEntry, "seq">): Promise<CaJournalEntry | null> {
+    // A concurrent insert of the same (rotation_id, step) waits for the first to commit,
+    // then does nothing: each step is recorded once across replicas.
+    const sql =
+      "INSERT INTO ca_journal (rotation_id, kind, step, at, data) VALUES (?, ?, ?, ?, ?) " +
+      "ON CONFLICT (rotation_id, step) DO NOTHING RETURNING seq";
+    const r = await this.get("appendCaJournal", sql, [
+      e.rotationId,
+      e.kind,
+      e.step,
+      e.at,
+      JSON.stringify(e.data),
+    ]);
+    return r ? { ...e, seq: Number(r.seq) } : null;
+  }
+  async listCaJournal(): Promise<CaJournalEntry[]> {
+    const sql = `SELECT ${CA_JOURNAL_COLS} FROM ca_journal ORDER BY seq`;
+    return (await this.all("listCaJournal", sql, [])).map(caJournalFromRow);
   }
 
   // TPM activations and registered EKs

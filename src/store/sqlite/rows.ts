@@ -7,6 +7,7 @@ import type {
   AuditEvent,
   Binding,
   CaCertificate,
+  CaJournalEntry,
   CertificateRecord,
   Challenge,
   Device,
@@ -157,6 +158,23 @@ export function caFromRow(r: Row): CaCertificate {
     notBefore: num(r.not_before),
     notAfter: num(r.not_after),
     createdAt: num(r.created_at),
+  };
+}
+
+export const CA_JOURNAL_COLS = "seq, rotation_id, kind, step, at, data";
+export function caJournalFromRow(r: Row): CaJournalEntry {
+  const data = jsonValue(r.data, "ca_journal.data");
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new MayflyError("internal.error", "ca_journal.data is not a JSON object");
+  }
+  return {
+    // PostgreSQL's identity column may come back as a string; the value fits in 2^53.
+    seq: Number(r.seq),
+    rotationId: str(r.rotation_id),
+    kind: str(r.kind) as CaJournalEntry["kind"],
+    step: str(r.step),
+    at: Number(r.at),
+    data: data as Record<string, unknown>,
   };
 }
 

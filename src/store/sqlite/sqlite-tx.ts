@@ -8,6 +8,7 @@ import type {
   AuditEvent,
   Binding,
   CaCertificate,
+  CaJournalEntry,
   CaSlot,
   CertificateRecord,
   Challenge,
@@ -29,9 +30,11 @@ import {
   BINDING_COLS,
   bindingFromRow,
   CA_COLS,
+  CA_JOURNAL_COLS,
   CERTIFICATE_COLS,
   CHALLENGE_COLS,
   caFromRow,
+  caJournalFromRow,
   certificateFromRow,
   challengeFromRow,
   DEVICE_COLS,
@@ -323,6 +326,29 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
   async setCaSlot(id: string, slot: CaSlot): Promise<void> {
     const r = this.run("setCaSlot", "UPDATE ca_certificates SET slot = ? WHERE id = ?", [slot, id]);
     this.mustChange(r, () => new MayflyError("request.not_found", `no CA certificate ${id}`));
+  }
+  async compareAndSetCaSlot(id: string, from: CaSlot, to: CaSlot): Promise<boolean> {
+    const sql = "UPDATE ca_certificates SET slot = ? WHERE id = ? AND slot = ?";
+    return this.run("compareAndSetCaSlot", sql, [to, id, from]).changes === 1;
+  }
+  async maxCertificateNotAfter(issuerKeyId: Buffer): Promise<number | null> {
+    const sql = "SELECT MAX(not_after) AS m FROM certificates WHERE issuer_key_id = ?";
+    const r = this.get("maxCertificateNotAfter", sql, [issuerKeyId]);
+    return r?.m === null || r?.m === undefined ? null : Number(r.m);
+  }
+
+  // CA rotation journal
+  async appendCaJournal(e: Omit<CaJournalEntry, "seq">): Promise<CaJournalEntry | null> {
+    // The unique (rotation_id, step) makes a second attempt at a step a no-op.
+    const sql =
+      "INSERT INTO ca_journal (rotation_id, kind, step, at, data) VALUES (?, ?, ?, ?, ?) " +
+      "ON CONFLICT (rotation_id, step) DO NOTHING RETURNING seq";
+    const r = this.get("appendCaJournal", sql, [e.rotationId, e.kind, e.step, e.at, JSON.stringify(e.data)]);
+    return r ? { ...e, seq: Number(r.seq) } : null;
+  }
+  async listCaJournal(): Promise<CaJournalEntry[]> {
+    const sql = `SELECT ${CA_JOURNAL_COLS} FROM ca_journal ORDER BY seq`;
+    return this.all("listCaJournal", sql, []).map(caJournalFromRow);
   }
 
   // TPM activations and registered EKs

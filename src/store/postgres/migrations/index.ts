@@ -3,6 +3,7 @@ import { pgMigration0001 } from "./0001_initial.js";
 import { pgMigration0002 } from "./0002_activations.js";
 import { pgMigration0003 } from "./0003_owners.js";
 import { pgMigration0004 } from "./0004_certificate_retention.js";
+import { pgMigration0005 } from "./0005_ca_journal.js";
 
 export type { Migration } from "../../sqlite/migrations/migration.js";
 
@@ -15,4 +16,5 @@ export const PG_MIGRATIONS: readonly Migration[] = [
   pgMigration0002,
   pgMigration0003,
   pgMigration0004,
+  pgMigration0005,
 ];

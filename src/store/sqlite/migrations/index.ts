@@ -2,6 +2,7 @@ import { migration0001 } from "./0001_initial.js";
 import { migration0002 } from "./0002_activations.js";
 import { migration0003 } from "./0003_owners.js";
 import { migration0004 } from "./0004_certificate_retention.js";
+import { migration0005 } from "./0005_ca_journal.js";
 import type { Migration } from "./migration.js";
 
 export type { Migration } from "./migration.js";
@@ -12,4 +13,5 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   migration0002,
   migration0003,
   migration0004,
+  migration0005,
 ];
