@@ -38,6 +38,7 @@ const store = z
   .object({
     url: z.string().nullable().default(null),
     durability: z.enum(["full", "normal"]).default("full"),
+    certificateRetention: duration({ min: MINUTE }).prefault("7d"),
   })
   .strict();
 

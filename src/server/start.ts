@@ -19,6 +19,7 @@ import { buildServerCertificate, newSerial } from "../x509/index.js";
 import { createApp } from "./app.js";
 import { devPassphrase } from "./dev-passphrase.js";
 import { createMetrics } from "./metrics.js";
+import { startTidy } from "./tidy.js";
 import { ownerServices, startSweeper } from "./owners.js";
 
 export interface RunningServer {
@@ -140,15 +141,13 @@ export async function startServer(
       resolve();
     });
   });
-  // Expired challenges are useless; delete them so unauthenticated challenge requests
-  // cannot grow the table without bound.
-  const tidy = setInterval(() => {
-    store
-      .tx((tx) => tx.deleteExpiredChallenges(clock.now()))
-      .then((n) => n > 0 && log.debug({ deleted: n }, "expired challenges deleted"))
-      .catch((err) => log.warn({ err }, "challenge tidy failed"));
-  }, 60_000);
-  tidy.unref();
+  // Expired challenges and, past store.certificateRetention, expired certificate rows.
+  const stopTidy = startTidy({
+    store,
+    clock,
+    log,
+    certificateRetention: config.store.certificateRetention,
+  });
   const port = (server.address() as AddressInfo).port;
   const host = rc.listen.host.includes(":") ? `[${rc.listen.host}]` : rc.listen.host;
   const url = `https://${host}:${port}`;
@@ -164,7 +163,7 @@ export async function startServer(
     sweep: () => sweeper.runOnce(),
     async close() {
       await sweeper.stop();
-      clearInterval(tidy);
+      stopTidy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await keys.close();

@@ -1,0 +1,59 @@
+import type { Logger } from "pino";
+import type { Clock } from "../runtime/clock.js";
+import type { Store } from "../store/store.js";
+
+export interface TidyOptions {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  /** store.certificateRetention: rows are kept this long after their notAfter. */
+  certificateRetention: number;
+  /** Rows per transaction; small, so issuance never waits long behind the write lock. */
+  batch?: number;
+  /** Batches per run; what is left waits for the next run. */
+  maxBatches?: number;
+}
+
+/**
+ * One run of the retention job: deletes certificate rows whose notAfter is older than the
+ * retention, a bounded batch per transaction, yielding between batches. Expired challenges
+ * go too (they are useless, and unauthenticated challenge requests must not grow the table
+ * without bound). Returns how many certificate rows were deleted.
+ */
+export async function tidyOnce(o: TidyOptions): Promise<number> {
+  const batch = o.batch ?? 2000;
+  const now = o.clock.now();
+  const challenges = await o.store.tx((tx) => tx.deleteExpiredChallenges(now));
+  if (challenges > 0) o.log.debug({ deleted: challenges }, "expired challenges deleted");
+  const before = now - o.certificateRetention;
+  let total = 0;
+  for (let i = 0; i < (o.maxBatches ?? 100); i++) {
+    const n = await o.store.tx((tx) => tx.deleteCertificatesExpiredBefore(before, batch));
+    total += n;
+    if (n < batch) break;
+    await new Promise((r) => setImmediate(r));
+  }
+  if (total > 0) {
+    o.log.info(
+      { deleted: total, expiredBefore: new Date(before).toISOString() },
+      "expired certificates deleted",
+    );
+  }
+  return total;
+}
+
+/** Runs tidyOnce every `intervalMs` (unref'd); returns the stop function. */
+export function startTidy(o: TidyOptions & { intervalMs?: number }): () => void {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    tidyOnce(o)
+      .catch((err) => o.log.warn({ err }, "tidy failed"))
+      .finally(() => {
+        running = false;
+      });
+  }, o.intervalMs ?? 60_000);
+  timer.unref();
+  return () => clearInterval(timer);
+}
