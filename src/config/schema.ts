@@ -109,6 +109,17 @@ const issuance = z
   })
   .strict();
 
+// CA rotation (issue 9). The schedule derives from these and from ca.intermediateLifetime,
+// the profiles' maxLifetime and issuance.backdate (src/authority/rotation-timing.ts).
+const rotation = z
+  .object({
+    auto: z.boolean().default(true),
+    checkInterval: duration({ min: 1_000, max: 60 * MINUTE }).prefault("1m"),
+    propagation: duration({ min: 1_000, max: 90 * DAY }).prefault("24h"),
+    intermediateActiveFor: duration({ min: 1_000 }).nullable().default(null),
+  })
+  .strict();
+
 export const attestationFormat = z.string().regex(/^[a-z0-9-]+$/);
 
 // Expected PCR values a tpm-quote must show. Kept in step with src/evidence/pcr-policy.ts
@@ -260,6 +271,7 @@ export const configSchema = z
     keys: keys.prefault({}),
     ca: ca.prefault({}),
     issuance: issuance.prefault({}),
+    rotation: rotation.prefault({}),
     profiles: z
       .record(z.string().regex(/^[a-z0-9-]+$/), profile)
       .default({ default: profile.parse({}) })
@@ -276,5 +288,6 @@ export type ConfigInput = z.input<typeof configSchema>;
 /** The parsed shape: durations in milliseconds, every default filled in. */
 export type Config = z.output<typeof configSchema>;
 export type Profile = z.output<typeof profile>;
+export type RotationConfig = z.output<typeof rotation>;
 export type SecretRef = z.output<typeof secretRef>;
 export type IdTokenAlgorithm = z.output<typeof idTokenAlgorithm>;

@@ -148,6 +148,34 @@ export const ERROR_CODES = {
   "scim.mutability": { status: 400, title: "The SCIM attribute cannot be changed" },
   "scim.uniqueness": { status: 409, title: "A SCIM user with that userName or identity exists" },
 
+  // rotation: root ceremony refusals, intermediate auto-rotation, and the signed trust bundle
+  // (bundle.* are raised by agents and relying parties verifying a bundle update; a CA never sends them)
+  "rotation.too_early": {
+    status: 409,
+    title: "The rotation step is not due: its waiting period has not passed",
+  },
+  "rotation.retire_blocked": {
+    status: 409,
+    title: "Certificates that chain to the CA being retired have not all expired",
+  },
+  "rotation.nothing_prepared": { status: 409, title: "No next root is prepared" },
+  "rotation.in_progress": { status: 409, title: "A root rotation is already in progress" },
+  "rotation.nothing_to_retire": { status: 409, title: "No previous root is waiting to be retired" },
+  "rotation.canary_failed": { status: 500, title: "A new CA certificate failed its canary signature" },
+  "bundle.malformed": { status: 502, title: "The trust bundle is malformed" },
+  "bundle.signer_unknown": { status: 502, title: "The trust bundle is not signed by a trusted root" },
+  "bundle.signature_invalid": { status: 502, title: "A trust bundle signature does not verify" },
+  "bundle.stale": { status: 502, title: "The trust bundle is older than the one already held" },
+  "bundle.root_not_endorsed": {
+    status: 502,
+    title: "A new root in the trust bundle is not cross-signed by a trusted root",
+  },
+  "bundle.trust_domain_mismatch": { status: 502, title: "The trust bundle is for another trust domain" },
+  "bundle.chain_invalid": {
+    status: 502,
+    title: "A CA certificate in the trust bundle does not chain to its roots",
+  },
+
   // last resort
   "internal.error": { status: 500, title: "Internal error" },
 } as const satisfies Record<string, { status: number; title: string }>;
