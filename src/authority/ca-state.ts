@@ -5,7 +5,7 @@ import { MayflyError } from "../errors/index.js";
 import type { CaSigner, KeySpec, KeyStore } from "../keys/keystore.js";
 import type { Clock, Random } from "../runtime/clock.js";
 import type { Store } from "../store/store.js";
-import type { CaCertificate } from "../store/types.js";
+import type { CaCertificate, CaJournalEntry } from "../store/types.js";
 import {
   buildIntermediate,
   buildRoot,
@@ -13,6 +13,7 @@ import {
   type LeafEncoder,
   newSerial,
 } from "../x509/index.js";
+import type { Bundle } from "./bundle.js";
 
 /** The CA certificate that signs leaves now, with its key and precomputed encoder. */
 export interface Issuer {
@@ -23,10 +24,78 @@ export interface Issuer {
   notAfter: number;
 }
 
+/** A cross certificate of a root rotation: `subjectId`'s key certified by root `issuerId`. */
+export interface CrossSigned {
+  subjectId: string;
+  issuerId: string;
+  der: Buffer;
+}
+
 export interface CaState {
   roots: CaCertificate[];
   intermediates: CaCertificate[];
   issuer: Issuer;
+  /** The bundle's sequence number: how many rotation steps the store has journaled. */
+  sequence: number;
+  /** Cross certificates of the root rotation in progress (prepared, not yet retired). */
+  crossSigned: CrossSigned[];
+  /** The signed bundle GET /v1/bundle serves; null until signed (rotation-bundle.ts). */
+  bundle: Bundle | null;
+}
+
+/** The cross certificates of the latest root rotation, while it is not retired. */
+export function crossSignedOf(journal: CaJournalEntry[]): CrossSigned[] {
+  const roots = journal.filter((e) => e.kind === "root");
+  const prepared = roots.filter((e) => e.step === "prepared").at(-1);
+  if (!prepared || roots.some((e) => e.rotationId === prepared.rotationId && e.step === "retired")) return [];
+  const list = (prepared.data.crossSigned ?? []) as { subjectId: string; issuerId: string; der: string }[];
+  return list.map((c) => ({
+    subjectId: c.subjectId,
+    issuerId: c.issuerId,
+    der: Buffer.from(c.der, "base64url"),
+  }));
+}
+
+/**
+ * The CaState for the store's CA rows and journal: roots and intermediates not retired,
+ * and the issuer for the current intermediate (re-used from `reuse` when it is the same
+ * certificate, so a refresh does not reload its key).
+ */
+export async function caStateFromRows(
+  rows: CaCertificate[],
+  journal: CaJournalEntry[],
+  deps: { keys: KeyStore; config: Config; reuse?: Issuer },
+): Promise<CaState> {
+  const roots = rows.filter((r) => r.role === "root" && r.slot !== "retired");
+  const intermediates = rows.filter((r) => r.role === "intermediate" && r.slot !== "retired");
+  const current = intermediates.find((r) => r.slot === "current");
+  if (!current || roots.length === 0) {
+    throw new MayflyError("config.invalid", "the store holds no current intermediate and root");
+  }
+  let issuer = deps.reuse;
+  if (!issuer || issuer.record.id !== current.id) {
+    const signer = await deps.keys.load(current.keyLabel);
+    const encoder = createLeafEncoder({
+      certificateDer: current.der,
+      signer,
+      assuranceOid: deps.config.ca.assuranceExtensionOid,
+    });
+    issuer = {
+      record: current,
+      signer,
+      encoder,
+      keyId: Buffer.from(current.id, "hex"),
+      notAfter: current.notAfter,
+    };
+  }
+  return {
+    roots,
+    intermediates,
+    issuer,
+    sequence: journal.length,
+    crossSigned: crossSignedOf(journal),
+    bundle: null,
+  };
 }
 
 export function fingerprint(der: Buffer): string {
@@ -143,24 +212,6 @@ export async function loadOrCreateCa(deps: {
     });
     rows = await store.tx((tx) => tx.listCaCertificates());
   }
-  const roots = rows.filter((r) => r.role === "root" && r.slot !== "retired");
-  const intermediates = rows.filter((r) => r.role === "intermediate" && r.slot !== "retired");
-  const current = intermediates.find((r) => r.slot === "current");
-  if (!current || roots.length === 0) {
-    throw new MayflyError("config.invalid", "the store holds no current intermediate and root");
-  }
-  const signer = await keys.load(current.keyLabel);
-  const encoder = createLeafEncoder({
-    certificateDer: current.der,
-    signer,
-    assuranceOid: config.ca.assuranceExtensionOid,
-  });
-  const issuer: Issuer = {
-    record: current,
-    signer,
-    encoder,
-    keyId: Buffer.from(current.id, "hex"),
-    notAfter: current.notAfter,
-  };
-  return { state: { roots, intermediates, issuer }, created };
+  const journal = await store.tx((tx) => tx.listCaJournal());
+  return { state: await caStateFromRows(rows, journal, { keys, config }), created };
 }
