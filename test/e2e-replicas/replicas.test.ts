@@ -4,7 +4,7 @@ import { verifyAuditChain } from "../../src/audit/verify.js";
 import { https } from "../helpers/https.js";
 import { useTestDatabase } from "../helpers/postgres.js";
 import type { TestAgent } from "../helpers/test-ca.js";
-import { type Cluster, challengeAt, makeCluster, type Replica, redeemAt } from "./helpers/cluster.js";
+import { type Cluster, challengeAt, IDP, makeCluster, type Replica, redeemAt } from "./helpers/cluster.js";
 
 // Three CA replicas, separate processes running the same composition root as
 // `mayfly serve` (with the test-only evidence format, see helpers/replica-server.ts),
@@ -34,9 +34,14 @@ describe("three replicas over one PostgreSQL database", () => {
   it("first starts together create one root and one intermediate, served by all three", async () => {
     const cas = await cluster.store.tx((tx) => tx.listCaCertificates());
     expect(cas.map((x) => x.role).sort()).toEqual(["intermediate", "root"]);
+    // The same roots and intermediates (the bundle's envelope, e.g. a signature, may differ).
     const bundles = await Promise.all(
-      [a, b, c].map(async (r) => (await https(`${r.url}/v1/bundle`, { ca: ca() })).json),
+      [a, b, c].map(async (r) => {
+        const json = (await https(`${r.url}/v1/bundle`, { ca: ca() })).json as Record<string, unknown>;
+        return { roots: json.roots, intermediates: json.intermediates };
+      }),
     );
+    expect((bundles[0]!.roots as unknown[]).length).toBe(1);
     expect(bundles[1]).toEqual(bundles[0]);
     expect(bundles[2]).toEqual(bundles[0]);
     const inits = await cluster.store.tx((tx) => tx.listAuditEvents(1, 100));
@@ -73,16 +78,36 @@ describe("three replicas over one PostgreSQL database", () => {
     }
   });
 
-  it("denies at B the next issuance after a leaver committed through another writer", async () => {
-    const agent = await seed();
-    expect((await redeemAt(b.url, ca(), agent, await challengeAt(b.url, ca(), agent))).status).toBe(201);
-    // The leaver: committed by another connection to the shared database (the owner
-    // lifecycle routes are another change; the store call is what they commit).
-    await cluster.store.tx((tx) => tx.setOwnerStatus(agent.ownerId, "deprovisioned", Date.now()));
-    for (const r of [b, c, a]) {
+  it("denies at B and C the next issuance after a SCIM leaver event at A", async () => {
+    const scim = (method: string, path: string, body: unknown) =>
+      https(`${a.url}/scim/v2${path}`, {
+        ca: ca(),
+        method,
+        body,
+        contentType: "application/scim+json",
+        headers: { authorization: `Bearer ${cluster.scimToken}` },
+      });
+    const created = await scim("POST", "/Users", {
+      schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+      userName: "leaver@example.test",
+      externalId: "idp-subject-leaver",
+      active: true,
+    });
+    expect(created.status, created.text).toBe(201);
+    const owner = await cluster.store.tx((tx) => tx.findOwnerBySubject(IDP, "idp-subject-leaver"));
+    const agent = await cluster.seedAgent(++n, owner!);
+    expect((await redeemAt(b.url, ca(), agent, await challengeAt(c.url, ca(), agent))).status).toBe(201);
+
+    const id = (created.json as { id: string }).id;
+    const left = await scim("PATCH", `/Users/${id}`, {
+      schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+      Operations: [{ op: "replace", path: "active", value: false }],
+    });
+    expect(left.status, left.text).toBe(200);
+    for (const r of [b, c]) {
       const res = await redeemAt(r.url, ca(), agent, await challengeAt(a.url, ca(), agent));
       expect(res.status, r.name).toBe(403);
-      expect((res.json as { code: string }).code).toBe("owner.inactive");
+      expect(["owner.inactive", "agent.inactive"]).toContain((res.json as { code: string }).code);
     }
   });
 

@@ -60,15 +60,20 @@ export interface Replica {
   stop(): Promise<void>;
 }
 
+/** The owners.oidc.issuer of the cluster: SCIM-provisioned owners belong to it. */
+export const IDP = "https://idp.test";
+
 export interface Cluster {
   dir: string;
+  /** Bearer token of the SCIM provisioning client. */
+  scimToken: string;
   storeUrl: string;
   /** The test's own connection to the shared store (one more writer, like a replica). */
   store: Store;
   start(name: string): Promise<Replica>;
   /** Trusts the CA's root; empty until a replica has served the bundle. */
   rootPem(): string;
-  seedAgent(n: number): Promise<TestAgent>;
+  seedAgent(n: number, existing?: Owner): Promise<TestAgent>;
   close(): Promise<void>;
 }
 
@@ -77,6 +82,8 @@ export async function makeCluster(storeUrl: (dir: string) => string): Promise<Cl
   const url = storeUrl(dir);
   await mkdir(join(dir, "ek-trust"));
   await writeFile(join(dir, "passphrase"), `${randomBytes(32).toString("base64url")}\n`, { mode: 0o600 });
+  const scimToken = randomBytes(32).toString("base64url");
+  await writeFile(join(dir, "scim-token"), `${scimToken}\n`, { mode: 0o600 });
   const configPath = join(dir, "mayfly.yaml");
   await writeFile(
     configPath,
@@ -90,6 +97,13 @@ export async function makeCluster(storeUrl: (dir: string) => string): Promise<Cl
       // roots is half of a start (the crash tests start 20+ processes).
       "devices:",
       `  ekTrustDir: ${JSON.stringify(join(dir, "ek-trust"))}`,
+      // SCIM provisioning (the leaver test); the IdP is never contacted by these tests.
+      "owners:",
+      "  oidc:",
+      `    issuer: ${JSON.stringify(IDP)}`,
+      "    clientIds: [mayfly]",
+      "  scim:",
+      `    token: { file: ${JSON.stringify(join(dir, "scim-token"))} }`,
       "profiles:",
       "  default:",
       "    formats: [test-signed]",
@@ -154,6 +168,7 @@ export async function makeCluster(storeUrl: (dir: string) => string): Promise<Cl
 
   return {
     dir,
+    scimToken,
     storeUrl: url,
     get store() {
       if (!store) throw new Error("the cluster store opens after the first replica has migrated it");
@@ -165,8 +180,8 @@ export async function makeCluster(storeUrl: (dir: string) => string): Promise<Cl
       return r;
     },
     rootPem: () => root,
-    async seedAgent(n) {
-      return seedAgent(this.store, n);
+    async seedAgent(n, existing) {
+      return seedAgent(this.store, n, existing);
     },
     async close() {
       await Promise.all([...replicas].map((r) => r.kill9()));
@@ -176,12 +191,15 @@ export async function makeCluster(storeUrl: (dir: string) => string): Promise<Cl
   } as Cluster;
 }
 
-/** An owner, a device whose software key stands in for the AK, an agent and its binding. */
-export async function seedAgent(store: Store, n: number): Promise<TestAgent> {
+/**
+ * An owner (or `existing`), a device whose software key stands in for the AK, an agent
+ * and its binding.
+ */
+export async function seedAgent(store: Store, n: number, existing?: Owner): Promise<TestAgent> {
   const now = Date.now();
   const deviceKey = generateKeyPairSync("ec", { namedCurve: "P-256" });
   const spki = deviceKey.publicKey.export({ type: "spki", format: "der" });
-  const owner: Owner = {
+  const owner: Owner = existing ?? {
     id: `owner-${n}`,
     issuer: "https://idp.test",
     subject: `sub-${n}`,
@@ -234,7 +252,7 @@ export async function seedAgent(store: Store, n: number): Promise<TestAgent> {
     expiresAt: now + 7 * 86_400_000,
   };
   await store.tx(async (tx) => {
-    await tx.insertOwner(owner);
+    if (!existing) await tx.insertOwner(owner);
     await tx.insertDevice(device);
     await tx.insertAgent(agent);
     await tx.upsertBinding(binding);
