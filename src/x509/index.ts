@@ -14,6 +14,7 @@ export { CSR_MAX_OCTETS, type CsrInfo, readCsr } from "./csr.js";
 export type { CsrSignatureAlgorithm } from "./csr-signature.js";
 export { keyIdentifier } from "./key-identifier.js";
 export { checkLeaf, type LeafExpectation } from "./leaf-check.js";
+export { checkLeafFast } from "./leaf-check-fast.js";
 export { createLeafEncoder, type LeafEncoder, type LeafIssuer } from "./leaf-encoder.js";
 export { checkLeafInput, type LeafInput, SPIFFE_ID_MAX_OCTETS } from "./leaf-input.js";
 export {

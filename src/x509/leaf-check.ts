@@ -45,7 +45,7 @@ export interface LeafExpectation {
   assuranceOid?: string;
 }
 
-interface IssuerView {
+export interface IssuerView {
   subject: Buffer;
   ski: Buffer;
   publicKey: KeyObject;
@@ -53,7 +53,8 @@ interface IssuerView {
 
 const issuerCache = new WeakMap<Buffer, IssuerView>();
 
-function issuerView(der: Buffer): IssuerView {
+/** The issuer's subject, SKI and key, read once per issuer certificate with @peculiar/asn1-x509. */
+export function issuerView(der: Buffer): IssuerView {
   let v = issuerCache.get(der);
   if (!v) {
     const tbs = parseCertificate(der).asn.tbsCertificate;

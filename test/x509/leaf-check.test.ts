@@ -2,7 +2,13 @@ import { generateKeyPairSync } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { beforeAll, describe, expect, it } from "vitest";
 import { isMayflyError } from "../../src/errors/index.js";
-import { checkLeaf, createLeafEncoder, type LeafInput } from "../../src/x509/index.js";
+import {
+  checkLeaf,
+  checkLeafFast,
+  createLeafEncoder,
+  type LeafExpectation,
+  type LeafInput,
+} from "../../src/x509/index.js";
 import { MayflyAssuranceAsn } from "../../src/x509/mayfly-extension-schema.js";
 import { OID_MAYFLY_ASSURANCE } from "../../src/x509/oids.js";
 import {
@@ -74,14 +80,26 @@ async function variant(v: Variant): Promise<Buffer> {
   return Buffer.from(cert.rawData);
 }
 
-function fieldOf(der: Buffer, assuranceOid?: string): string {
+type Checker = (der: Buffer, expected: LeafExpectation) => void;
+
+function fieldWith(check: Checker, der: Buffer, assuranceOid?: string): string {
   try {
-    checkLeaf(der, { issuerCertificate: issuer.certificateDer, leaf, assuranceOid });
+    check(der, { issuerCertificate: issuer.certificateDer, leaf, assuranceOid });
   } catch (e) {
     if (isMayflyError(e) && e.code === "certificate.profile_violation") return e.field ?? "?";
     throw e;
   }
   return "accepted";
+}
+
+/**
+ * The field the reference check (checkLeaf, @peculiar) names; the hot path's checkLeafFast
+ * must name the same one on every leaf, or the test fails here.
+ */
+function fieldOf(der: Buffer, assuranceOid?: string): string {
+  const reference = fieldWith(checkLeaf, der, assuranceOid);
+  expect(fieldWith(checkLeafFast, der, assuranceOid)).toBe(reference);
+  return reference;
 }
 
 beforeAll(async () => {
@@ -156,8 +174,10 @@ describe("checkLeaf", () => {
 
   it("rejects a leaf checked against the wrong issuer", async () => {
     const der = await variant({});
-    expect(() => checkLeaf(der, { issuerCertificate: other.certificateDer, leaf })).toThrow(
-      /profile_violation/,
-    );
+    for (const check of [checkLeaf, checkLeafFast]) {
+      expect(() => check(der, { issuerCertificate: other.certificateDer, leaf })).toThrow(
+        /profile_violation/,
+      );
+    }
   });
 });

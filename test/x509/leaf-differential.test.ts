@@ -4,6 +4,7 @@ import type { HashName } from "../../src/keys/keystore.js";
 import { oid } from "../../src/x509/der.js";
 import {
   checkLeaf,
+  checkLeafFast,
   createLeafEncoder,
   type LeafEncoder,
   type LeafInput,
@@ -148,7 +149,16 @@ describe("fast leaf encoder vs @peculiar/x509", () => {
           expect(whole.equals(reference)).toBe(true);
 
           const real = await enc.real.issue(input);
-          checkLeaf(real, { issuerCertificate: issuer.certificateDer, leaf: input, assuranceOid });
+          const expected = { issuerCertificate: issuer.certificateDer, leaf: input, assuranceOid };
+          checkLeaf(real, expected);
+          // The hot path's check accepts exactly what the reference accepts: the real leaf,
+          // the @peculiar-built one, and neither once any field is off by one.
+          checkLeafFast(real, expected);
+          checkLeafFast(reference, expected);
+          const off = { ...input, notAfter: input.notAfter + 1000, spiffeId: `${input.spiffeId}x` };
+          for (const check of [checkLeaf, checkLeafFast]) {
+            expect(() => check(real, { ...expected, leaf: off })).toThrow(/profile_violation/);
+          }
 
           if (notAfter >= Y2050) stats.generalized++;
           if (spiffe.length > 255) stats.longSan++;
