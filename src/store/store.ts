@@ -55,11 +55,25 @@ export interface StoreTx {
   getDevice(id: string): Promise<Device | null>;
   findDeviceByEkHash(ekPubHash: Buffer): Promise<Device | null>;
   setDeviceStatus(id: string, status: DeviceStatus, at: number): Promise<void>;
+  /** The device the MDM knows by this id (unique), or null. */
+  findDeviceByMdmId(mdmId: string): Promise<Device | null>;
+  /**
+   * Reads the device and holds it until the transaction ends (PostgreSQL: FOR UPDATE;
+   * SQLite's single writer needs nothing), so an MDM event or an unenrolment decides on
+   * the row it then writes, and two events for one device apply one after the other.
+   */
+  lockDevice(id: string): Promise<Device | null>;
+  /** Replaces every field but id and createdAt; device.not_found if none; store.conflict on a taken EK hash or MDM id. */
+  updateDevice(d: Device): Promise<void>;
+  /** Devices in id order after `afterId`, optionally only those in `statuses`; at most `limit`. */
+  listDevices(q: { statuses?: DeviceStatus[]; afterId?: string | null; limit: number }): Promise<Device[]>;
 
   // agents and their bindings
   insertAgent(a: Agent): Promise<void>; // store.conflict if (ownerId, name) is taken
   getAgent(id: string): Promise<Agent | null>;
   listAgentsByOwner(ownerId: string): Promise<Agent[]>;
+  /** The agents bound to a device, oldest first. */
+  listAgentsByDevice(deviceId: string): Promise<Agent[]>;
   /** Sets status and statusReason (null when omitted). */
   setAgentStatus(id: string, status: AgentStatus, at: number, reason?: string | null): Promise<void>;
   /** Moves the agent to another owner (an accepted transfer); the binding is the caller's to replace. */
@@ -143,6 +157,17 @@ export interface StoreTx {
   upsertEkRegistration(r: EkRegistration): Promise<void>;
   getEkRegistration(ekPubHash: Buffer): Promise<EkRegistration | null>;
   deleteEkRegistration(ekPubHash: Buffer): Promise<boolean>;
+
+  // signed hook events: replay protection
+  /**
+   * Records that the hook event (source, jti) was applied, until `expiresAt` (after which
+   * its iat is too old to be accepted anyway). Returns false, writing nothing, if the pair
+   * is already recorded: a replay. An insert that does nothing on conflict, so exactly one
+   * delivery wins across replicas.
+   */
+  recordHookJti(source: string, jti: string, expiresAt: number, at: number): Promise<boolean>;
+  /** Deletes at most `limit` records that expired before `before`; returns how many. */
+  deleteExpiredHookJtis(before: number, limit: number): Promise<number>;
 
   // SCIM users (the provisioning client's view of owners)
   /** store.conflict if the id, the userName (case-insensitively) or the owner already has one. */

@@ -35,6 +35,19 @@ export interface Device {
   managed: boolean;
   compliant: boolean;
   assignedOwnerId: string | null;
+  // What the device-management system (MDM) last said about the device (issue 8). Optional
+  // only so that records written before these existed still type-check; the store always
+  // returns them (null when the MDM never spoke).
+  /** The assigned user as the MDM names them (a subject, an email or an owner id). */
+  assignedUser?: string | null;
+  /** The platform the MDM reports, e.g. "macOS 14.5". */
+  platform?: string | null;
+  /** Why the MDM last called the device non-compliant (or compliant again). */
+  complianceReason?: string | null;
+  /** Event time of the MDM's last statement of posture (enrolment or compliance); maxPostureAge counts from it. */
+  postureAt?: number | null;
+  /** Event time of the last MDM event applied to the device: an older event never overrides it. */
+  mdmEventAt?: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -51,7 +64,8 @@ export type AgentStatusReason =
   | "owner.kill" // the owner's kill switch
   | "admin" // an administrator suspended or retired it
   | "inactivity" // no issuance for agents.dormantAfter (dormant), then agents.retireAfter (retired)
-  | "expired"; // past its expiresAt
+  | "expired" // past its expiresAt
+  | "device.unenrolled"; // its device was unenrolled (MDM hook or `mayfly device unenroll`)
 export interface Agent {
   id: string;
   name: string;

@@ -3,6 +3,7 @@ import type { Store } from "../../src/store/store.js";
 import { activationTests } from "./conformance-activations.js";
 import { auditAndTxTests } from "./conformance-audit-tx.js";
 import { invariantTests } from "./conformance-invariants.js";
+import { mdmTests } from "./conformance-mdm.js";
 import { ownerTests } from "./conformance-owners.js";
 import { recordTests } from "./conformance-records.js";
 import { rotationTests } from "./conformance-rotation.js";
@@ -46,6 +47,7 @@ export function runStoreConformance(name: string, makeStore: () => Promise<Store
     auditAndTxTests(ref);
     activationTests(ref);
     ownerTests(ref);
+    mdmTests(ref);
     rotationTests(ref);
   });
 }

@@ -65,6 +65,11 @@ export function device(id: string, over: Partial<Device> = {}): Device {
     assignedOwnerId: null,
     createdAt: T0,
     updatedAt: T0 + 2,
+    assignedUser: null,
+    platform: null,
+    complianceReason: null,
+    postureAt: null,
+    mdmEventAt: null,
     ...over,
   };
 }

@@ -17,16 +17,23 @@ import {
   caJournalFromRow,
   certificateFromRow,
   challengeFromRow,
+  DELETE_EXPIRED_HOOK_JTIS_SQL,
   DEVICE_COLS,
   deviceFromRow,
+  deviceParams,
   EK_REGISTRATION_COLS,
   ekRegistrationFromRow,
+  INSERT_DEVICE_SQL,
+  listDevicesQuery,
   OWNER_COLS,
   ownerFromRow,
+  RECORD_HOOK_JTI_SQL,
   SCIM_USER_COLS,
   scimUserFromRow,
   TRANSFER_COLS,
   transferFromRow,
+  UPDATE_DEVICE_SQL,
+  updateDeviceParams,
 } from "../sqlite/rows.js";
 import type { StoreTx } from "../store.js";
 import type {
@@ -153,23 +160,11 @@ export class PostgresTx extends PgTxBase implements StoreTx {
 
   // devices
   async insertDevice(d: Device): Promise<void> {
-    const sql = `INSERT INTO devices (${DEVICE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
-    await this.run("insertDevice", sql, [
-      d.id,
-      d.kind,
-      d.status,
-      d.ekPubHash,
-      d.ekCertIssuer,
-      d.akName,
-      d.akPublic,
-      d.serial,
-      d.mdmId,
-      d.managed,
-      d.compliant,
-      d.assignedOwnerId,
-      d.createdAt,
-      d.updatedAt,
-    ]);
+    await this.run(
+      "insertDevice",
+      INSERT_DEVICE_SQL,
+      deviceParams(d, (b) => b),
+    );
   }
   async getDevice(id: string): Promise<Device | null> {
     const r = await this.get("getDevice", `SELECT ${DEVICE_COLS} FROM devices WHERE id = ? FOR SHARE`, [id]);
@@ -187,6 +182,35 @@ export class PostgresTx extends PgTxBase implements StoreTx {
       [status, at, id],
     );
     this.mustChange(r, () => new MayflyError("device.not_found", `no device ${id}`));
+  }
+  async findDeviceByMdmId(mdmId: string): Promise<Device | null> {
+    const sql = `SELECT ${DEVICE_COLS} FROM devices WHERE mdm_id = ?`;
+    const r = await this.get("findDeviceByMdmId", sql, [mdmId]);
+    return r ? deviceFromRow(r) : null;
+  }
+  async lockDevice(id: string): Promise<Device | null> {
+    // FOR UPDATE waits for an issuance holding the row FOR SHARE (and it for us), and
+    // under READ COMMITTED returns the row as last committed.
+    const sql = `SELECT ${DEVICE_COLS} FROM devices WHERE id = ? FOR UPDATE`;
+    const r = await this.get("lockDevice", sql, [id]);
+    return r ? deviceFromRow(r) : null;
+  }
+  async updateDevice(d: Device): Promise<void> {
+    const r = await this.run(
+      "updateDevice",
+      UPDATE_DEVICE_SQL,
+      updateDeviceParams(d, (b) => b),
+    );
+    this.mustChange(r, () => new MayflyError("device.not_found", `no device ${d.id}`));
+  }
+  async listDevices(q: {
+    statuses?: DeviceStatus[];
+    afterId?: string | null;
+    limit: number;
+  }): Promise<Device[]> {
+    const { sql, params } = listDevicesQuery(q);
+    if (sql === null) return [];
+    return (await this.all("listDevices", sql, params)).map(deviceFromRow);
   }
 
   // agents and bindings
@@ -217,6 +241,10 @@ export class PostgresTx extends PgTxBase implements StoreTx {
   async listAgentsByOwner(ownerId: string): Promise<Agent[]> {
     const sql = `SELECT ${AGENT_COLS} FROM agents WHERE owner_id = ? ORDER BY created_at, id`;
     return (await this.all("listAgentsByOwner", sql, [ownerId])).map(agentFromRow);
+  }
+  async listAgentsByDevice(deviceId: string): Promise<Agent[]> {
+    const sql = `SELECT ${AGENT_COLS} FROM agents WHERE device_id = ? ORDER BY created_at, id`;
+    return (await this.all("listAgentsByDevice", sql, [deviceId])).map(agentFromRow);
   }
   async setAgentStatus(
     id: string,
@@ -478,6 +506,15 @@ export class PostgresTx extends PgTxBase implements StoreTx {
   async deleteEkRegistration(ekPubHash: Buffer): Promise<boolean> {
     const sql = "DELETE FROM ek_registrations WHERE ek_pub_hash = ?";
     return (await this.run("deleteEkRegistration", sql, [ekPubHash])) === 1;
+  }
+  // signed hook events: replay protection
+  async recordHookJti(source: string, jti: string, expiresAt: number, at: number): Promise<boolean> {
+    // A concurrent insert of the same pair waits for the first to commit, then inserts nothing.
+    return (await this.run("recordHookJti", RECORD_HOOK_JTI_SQL, [source, jti, expiresAt, at])) === 1;
+  }
+  async deleteExpiredHookJtis(before: number, limit: number): Promise<number> {
+    const params = [before, Math.max(0, Math.floor(limit))];
+    return this.run("deleteExpiredHookJtis", DELETE_EXPIRED_HOOK_JTIS_SQL, params);
   }
 
   // SCIM users

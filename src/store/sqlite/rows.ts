@@ -65,7 +65,8 @@ export function ownerFromRow(r: Row): Owner {
 
 export const DEVICE_COLS =
   "id, kind, status, ek_pub_hash, ek_cert_issuer, ak_name, ak_public, serial, mdm_id, managed, compliant, " +
-  "assigned_owner_id, created_at, updated_at";
+  "assigned_owner_id, created_at, updated_at, assigned_user, platform, compliance_reason, posture_at, " +
+  "mdm_event_at";
 export function deviceFromRow(r: Row): Device {
   return {
     id: str(r.id),
@@ -82,8 +83,87 @@ export function deviceFromRow(r: Row): Device {
     assignedOwnerId: optStr(r.assigned_owner_id),
     createdAt: num(r.created_at),
     updatedAt: num(r.updated_at),
+    assignedUser: optStr(r.assigned_user),
+    platform: optStr(r.platform),
+    complianceReason: optStr(r.compliance_reason),
+    postureAt: optNum(r.posture_at),
+    mdmEventAt: optNum(r.mdm_event_at),
   };
 }
+
+export const INSERT_DEVICE_SQL = `INSERT INTO devices (${DEVICE_COLS}) VALUES (${DEVICE_COLS.split(",")
+  .map(() => "?")
+  .join(", ")})`;
+/** The device's columns in DEVICE_COLS order; `bool` binds a boolean (0/1 in SQLite, true/false in PostgreSQL). */
+export function deviceParams(d: Device, bool: (b: boolean) => unknown): unknown[] {
+  return [
+    d.id,
+    d.kind,
+    d.status,
+    d.ekPubHash,
+    d.ekCertIssuer,
+    d.akName,
+    d.akPublic,
+    d.serial,
+    d.mdmId,
+    bool(d.managed),
+    bool(d.compliant),
+    d.assignedOwnerId,
+    d.createdAt,
+    d.updatedAt,
+    d.assignedUser ?? null,
+    d.platform ?? null,
+    d.complianceReason ?? null,
+    d.postureAt ?? null,
+    d.mdmEventAt ?? null,
+  ];
+}
+
+// Every column but id and created_at, for StoreTx.updateDevice.
+export const UPDATE_DEVICE_SQL =
+  "UPDATE devices SET kind = ?, status = ?, ek_pub_hash = ?, ek_cert_issuer = ?, ak_name = ?, ak_public = ?, " +
+  "serial = ?, mdm_id = ?, managed = ?, compliant = ?, assigned_owner_id = ?, updated_at = ?, " +
+  "assigned_user = ?, platform = ?, compliance_reason = ?, posture_at = ?, mdm_event_at = ? WHERE id = ?";
+export function updateDeviceParams(d: Device, bool: (b: boolean) => unknown): unknown[] {
+  const [id, ...rest] = deviceParams(d, bool);
+  // deviceParams is in DEVICE_COLS order; without id, created_at is at index 11.
+  rest.splice(11, 1);
+  return [...rest, id];
+}
+
+/** StoreTx.listDevices as SQL; sql null when the answer is empty without asking. */
+export function listDevicesQuery(q: {
+  statuses?: readonly string[];
+  afterId?: string | null;
+  limit: number;
+}): {
+  sql: string | null;
+  params: unknown[];
+} {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (q.statuses) {
+    if (q.statuses.length === 0) return { sql: null, params };
+    where.push(`status IN (${q.statuses.map(() => "?").join(", ")})`);
+    params.push(...q.statuses);
+  }
+  if (q.afterId !== undefined && q.afterId !== null) {
+    where.push("id > ?");
+    params.push(q.afterId);
+  }
+  const sql =
+    `SELECT ${DEVICE_COLS} FROM devices${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ` +
+    "ORDER BY id LIMIT ?";
+  return { sql, params: [...params, Math.max(0, Math.floor(q.limit))] };
+}
+
+// hook_jtis: a replayed (source, jti) inserts nothing.
+export const RECORD_HOOK_JTI_SQL =
+  "INSERT INTO hook_jtis (source, jti, expires_at, created_at) VALUES (?, ?, ?, ?) " +
+  "ON CONFLICT (source, jti) DO NOTHING";
+export const DELETE_EXPIRED_HOOK_JTIS_SQL =
+  "DELETE FROM hook_jtis WHERE (source, jti) IN (SELECT source, jti FROM hook_jtis " +
+  "WHERE expires_at < ? ORDER BY expires_at LIMIT ?)";
 
 export const AGENT_COLS =
   "id, name, owner_id, device_id, spiffe_id, purpose, profile, status, status_reason, expires_at, " +

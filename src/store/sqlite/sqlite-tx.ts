@@ -37,18 +37,28 @@ import {
   caJournalFromRow,
   certificateFromRow,
   challengeFromRow,
+  DELETE_EXPIRED_HOOK_JTIS_SQL,
   DEVICE_COLS,
   deviceFromRow,
+  deviceParams,
   EK_REGISTRATION_COLS,
   ekRegistrationFromRow,
+  INSERT_DEVICE_SQL,
+  listDevicesQuery,
   OWNER_COLS,
   ownerFromRow,
+  RECORD_HOOK_JTI_SQL,
   SCIM_USER_COLS,
   scimUserFromRow,
   TRANSFER_COLS,
   transferFromRow,
+  UPDATE_DEVICE_SQL,
+  updateDeviceParams,
 } from "./rows.js";
 import { SqliteTxBase } from "./tx-base.js";
+
+/** SQLite binds a BOOLEAN as 0 or 1. */
+const bit = (b: boolean) => (b ? 1 : 0);
 
 /** userName is case-insensitive (RFC 7643 §4.1.1); the unique key is its lower case. */
 function userNameKey(userName: string): string {
@@ -118,23 +128,7 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
 
   // devices
   async insertDevice(d: Device): Promise<void> {
-    const sql = `INSERT INTO devices (${DEVICE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
-    this.run("insertDevice", sql, [
-      d.id,
-      d.kind,
-      d.status,
-      d.ekPubHash,
-      d.ekCertIssuer,
-      d.akName,
-      d.akPublic,
-      d.serial,
-      d.mdmId,
-      d.managed ? 1 : 0,
-      d.compliant ? 1 : 0,
-      d.assignedOwnerId,
-      d.createdAt,
-      d.updatedAt,
-    ]);
+    this.run("insertDevice", INSERT_DEVICE_SQL, deviceParams(d, bit));
   }
   async getDevice(id: string): Promise<Device | null> {
     const r = this.get("getDevice", `SELECT ${DEVICE_COLS} FROM devices WHERE id = ?`, [id]);
@@ -152,6 +146,27 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
       id,
     ]);
     this.mustChange(r, () => new MayflyError("device.not_found", `no device ${id}`));
+  }
+  async findDeviceByMdmId(mdmId: string): Promise<Device | null> {
+    const r = this.get("findDeviceByMdmId", `SELECT ${DEVICE_COLS} FROM devices WHERE mdm_id = ?`, [mdmId]);
+    return r ? deviceFromRow(r) : null;
+  }
+  async lockDevice(id: string): Promise<Device | null> {
+    // The transaction already holds SQLite's one write lock (BEGIN IMMEDIATE).
+    return this.getDevice(id);
+  }
+  async updateDevice(d: Device): Promise<void> {
+    const r = this.run("updateDevice", UPDATE_DEVICE_SQL, updateDeviceParams(d, bit));
+    this.mustChange(r, () => new MayflyError("device.not_found", `no device ${d.id}`));
+  }
+  async listDevices(q: {
+    statuses?: DeviceStatus[];
+    afterId?: string | null;
+    limit: number;
+  }): Promise<Device[]> {
+    const { sql, params } = listDevicesQuery(q);
+    if (sql === null) return [];
+    return this.all("listDevices", sql, params).map(deviceFromRow);
   }
 
   // agents and bindings
@@ -180,6 +195,10 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
   async listAgentsByOwner(ownerId: string): Promise<Agent[]> {
     const sql = `SELECT ${AGENT_COLS} FROM agents WHERE owner_id = ? ORDER BY created_at, id`;
     return this.all("listAgentsByOwner", sql, [ownerId]).map(agentFromRow);
+  }
+  async listAgentsByDevice(deviceId: string): Promise<Agent[]> {
+    const sql = `SELECT ${AGENT_COLS} FROM agents WHERE device_id = ? ORDER BY created_at, id`;
+    return this.all("listAgentsByDevice", sql, [deviceId]).map(agentFromRow);
   }
   async setAgentStatus(
     id: string,
@@ -420,6 +439,14 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
   async deleteEkRegistration(ekPubHash: Buffer): Promise<boolean> {
     const sql = "DELETE FROM ek_registrations WHERE ek_pub_hash = ?";
     return this.run("deleteEkRegistration", sql, [ekPubHash]).changes === 1;
+  }
+  // signed hook events: replay protection
+  async recordHookJti(source: string, jti: string, expiresAt: number, at: number): Promise<boolean> {
+    return this.run("recordHookJti", RECORD_HOOK_JTI_SQL, [source, jti, expiresAt, at]).changes === 1;
+  }
+  async deleteExpiredHookJtis(before: number, limit: number): Promise<number> {
+    const params = [before, Math.max(0, Math.floor(limit))];
+    return this.run("deleteExpiredHookJtis", DELETE_EXPIRED_HOOK_JTIS_SQL, params).changes;
   }
 
   // SCIM users

@@ -4,6 +4,7 @@ import { pgMigration0002 } from "./0002_activations.js";
 import { pgMigration0003 } from "./0003_owners.js";
 import { pgMigration0004 } from "./0004_certificate_retention.js";
 import { pgMigration0005 } from "./0005_ca_journal.js";
+import { pgMigration0006 } from "./0006_mdm.js";
 
 export type { Migration } from "../../sqlite/migrations/migration.js";
 
@@ -17,4 +18,5 @@ export const PG_MIGRATIONS: readonly Migration[] = [
   pgMigration0003,
   pgMigration0004,
   pgMigration0005,
+  pgMigration0006,
 ];
