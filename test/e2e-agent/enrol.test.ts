@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { readState } from "../../src/agent/index.js";
 import { TPM_HT } from "../../src/tpm/client/index.js";
 import { auditMark, auditSince } from "../e2e-tpm/helpers/live.js";
@@ -10,6 +10,9 @@ import { type AgentEnv, startAgentEnv } from "./helpers.js";
 // `mayfly agent enrol` against a real CA and a manufactured swtpm, as separate processes:
 // the first run activates the device and leaves a private state directory; later runs see
 // the enrolment, check the AK is still the one in the TPM, and change nothing.
+
+// Separate processes and a shared two-core machine: generous limits, no timing assertions.
+vi.setConfig({ testTimeout: 120_000 });
 
 let env: AgentEnv;
 beforeAll(async () => {

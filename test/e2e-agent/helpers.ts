@@ -105,7 +105,7 @@ export function spawnMayfly(args: string[], env: Record<string, string> = {}): C
     stderr: () => err,
     stdout: () => out,
     exited,
-    waitFor(re, count = 1, timeoutMs = 30_000) {
+    waitFor(re, count = 1, timeoutMs = 90_000) {
       const g = new RegExp(re.source, re.flags.includes("g") ? re.flags : `${re.flags}g`);
       const matched = () => (err.match(g)?.length ?? 0) >= count;
       return new Promise<void>((resolve, reject) => {

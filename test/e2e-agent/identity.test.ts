@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { connect, createServer, type Server } from "node:tls";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   type AgentIdentity,
   type EnrolmentState,
@@ -27,6 +27,9 @@ import { type AgentEnv, startAgentEnv } from "./helpers.js";
 // each renewal while a tls server and client keep handshaking; the renewal loop driven by an
 // injected clock across more than three certificate lifetimes, in both key modes; and the
 // relying-party helper saying who a peer is, and refusing what it should.
+
+// Separate processes and a shared two-core machine: generous limits, no timing assertions.
+vi.setConfig({ testTimeout: 120_000 });
 
 let env: AgentEnv;
 let state: EnrolmentState;
@@ -201,6 +204,55 @@ describe("the renewal loop under an injected clock", () => {
       }
     },
   );
+});
+
+describe("trust bundle changes", () => {
+  it("a changed bundle is written to bundle.pem and the state, and trusted for the CA from then on", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { CaSession, LATEST_TRUST_FILE, readCaTrust, writeStateFile } = await import(
+      "../../src/agent/index.js"
+    );
+    const agent = await seedAgentOnDevice(env.ca, state.deviceId);
+    const dir = mkdtempSync(join(env.work, "bundle-"));
+    const sdir = mkdtempSync(join(env.work, "bundle-state-"));
+    const session = new CaSession({ url: env.ca.url, initialTrust: env.ca.rootPem });
+    const issuer = new Issuer({
+      tpm: env.tpm,
+      state,
+      client: () => session.client(),
+      agentId: agent.agentId,
+      mode: "bound",
+    });
+    // A "next" root published mid-run (as during a CA rotation): from the third issuance on,
+    // the CA's answer carries one more root than before.
+    const other = await startTestCa();
+    const nextRoot = other.rootPem;
+    await other.close();
+    let n = 0;
+    const lines: string[] = [];
+    const renewer = new Renewer({
+      issue: async () => {
+        const c = await issuer.issue();
+        return ++n >= 3 ? { ...c, bundle: c.bundle + nextRoot } : c;
+      },
+      onIssued: async (c) => {
+        if (session.updateBundle(c.bundle)) await writeStateFile(sdir, LATEST_TRUST_FILE, c.bundle);
+        await writeIssued(dir, c);
+      },
+      clock: env.ca.clock,
+      random: seededRandom("bundle"),
+      sleep: async (ms) => env.ca.clock.advance(ms),
+      log: (_l, m) => lines.push(m),
+      maxIssuances: 4,
+    });
+    expect((await renewer.run()).reason).toBe("done");
+    expect(readFileSync(join(dir, "bundle.pem"), "utf8")).toBe(env.ca.bundlePem + nextRoot);
+    expect(await readCaTrust(sdir).catch(() => "")).toContain(nextRoot.trim());
+    // The session was rebuilt with the new trust, and still reaches the CA (4th issuance).
+    expect(session.trust).toContain(nextRoot.trim());
+    expect(lines.filter((l) => l.startsWith("certificate ")).length).toBe(4);
+    session.close();
+  });
 });
 
 describe("RelyingParty", () => {

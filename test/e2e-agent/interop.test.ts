@@ -6,7 +6,7 @@ import { createServer as createHttpsServer, type Server } from "node:https";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   type AgentIdentity,
   type EnrolmentState,
@@ -26,6 +26,9 @@ import { type AgentEnv, startAgentEnv } from "./helpers.js";
 // s_client with a bound key, curl --cert against a Node https server that authorises with the
 // relying-party helper, and a TPM-resident key used by openssl through the tpm2 provider
 // (Debian tpm2-openssl) by its persistent handle, so the private key never leaves the TPM.
+
+// Separate processes and a shared two-core machine: generous limits, no timing assertions.
+vi.setConfig({ testTimeout: 120_000 });
 
 let env: AgentEnv;
 let state: EnrolmentState;

@@ -1,9 +1,14 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type EnrolmentState, ensureEnrolled } from "../../src/agent/index.js";
-import { systemClock } from "../../src/runtime/clock.js";
+import { loadConfig } from "../../src/config/index.js";
+import { EvidenceRegistry } from "../../src/evidence/registry.js";
+import { tpmFormats } from "../../src/evidence/tpm-formats.js";
+import { systemClock, systemRandom } from "../../src/runtime/clock.js";
+import { startServer } from "../../src/server/start.js";
 import { TPM_HT } from "../../src/tpm/client/index.js";
 import { publicSpkiDer } from "../../src/tpm/index.js";
 import { findMayflyAssurance } from "../../src/x509/index.js";
@@ -15,6 +20,9 @@ import { type AgentEnv, spawnMayfly, startAgentEnv } from "./helpers.js";
 // atomically with the right modes, renewals one after another (30 s certificates renewed at
 // 2% of their remaining life, so a run takes seconds), --exec after each rotation, a TPM-resident
 // key at a persistent handle, and each terminal denial stopping the agent with its exit code.
+
+// Separate processes and a shared two-core machine: generous limits, no timing assertions.
+vi.setConfig({ testTimeout: 120_000 });
 
 let env: AgentEnv;
 let state: EnrolmentState;
@@ -218,6 +226,56 @@ describe("mayfly agent run", () => {
     expect(await p.exited).toBe(0);
     expect(p.stderr()).toMatch(/retry 1 in /);
     expect(p.stderr()).toMatch(/retry 3 in /);
+  });
+
+  it("a CA restart is survived: renewals fail, back off, and resume against the restarted CA", async () => {
+    // The CA's clock moves only when told: bring it to now so certificates are current.
+    env.ca.clock.set(Date.now());
+    const agent = await seedAgentOnDevice(env.ca, state.deviceId);
+    const p = spawnMayfly(
+      run(
+        agent.agentId,
+        join(env.work, "restart"),
+        "--key",
+        "bound",
+        "--renew-at",
+        "0.02",
+        "--jitter",
+        "0",
+        "--backoff-max",
+        "1",
+      ),
+    );
+    await p.waitFor(/next renewal in/, 1);
+    const port = env.ca.running.port;
+    const dir = env.ca.dir;
+    let restarted: Awaited<ReturnType<typeof startServer>> | null = null;
+    await env.ca.running.close();
+    // The harness closes what it started; from now on that is the restarted server, if any.
+    env.ca.close = async () => {
+      await restarted?.close();
+      rmSync(dir, { recursive: true, force: true });
+    };
+    await p.waitFor(
+      /renewal failed \(ca\.unreachable: .*\); retry \d+ in [\d.]+ s; current certificate valid for/,
+      2,
+    );
+    // The same data directory and port: the CA comes back with its store, keys and CA.
+    const rc = await loadConfig(join(env.ca.dir, "mayfly.yaml"), {
+      MAYFLY_DATA_DIR: join(env.ca.dir, "data"),
+      MAYFLY_LISTEN: `127.0.0.1:${port}`,
+    });
+    restarted = await startServer(rc, {
+      clock: env.ca.clock,
+      random: systemRandom,
+      log: pino({ level: "silent" }),
+      evidence: new EvidenceRegistry(tpmFormats()),
+    });
+    env.ca.running = restarted;
+    const issuedBefore = (p.stderr().match(/next renewal in/g) ?? []).length;
+    await p.waitFor(/next renewal in/, issuedBefore + 1);
+    p.child.kill("SIGTERM");
+    expect(await p.exited).toBe(0);
   });
 
   it("usage errors exit 2; running without an enrolment says what to run (exit 16)", async () => {
