@@ -257,7 +257,7 @@ describe("mayfly agent run", () => {
       rmSync(dir, { recursive: true, force: true });
     };
     await p.waitFor(
-      /renewal failed \(ca\.unreachable: .*\); retry \d+ in [\d.]+ s; current certificate valid for/,
+      /renewal failed \(ca\.unreachable: .*\); retry \d+ in [\d.]+ s; (current certificate valid for|the current certificate has EXPIRED)/,
       2,
     );
     // The same data directory and port: the CA comes back with its store, keys and CA.
