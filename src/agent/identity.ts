@@ -6,6 +6,7 @@ import type { TpmClient } from "../tpm/client/index.js";
 import type { AgentLog } from "./ak.js";
 import { CaSession } from "./ca-session.js";
 import { type Issued, Issuer } from "./issuer.js";
+import { uriSans } from "./relying-party.js";
 import { Renewer, type RenewerResult, type Sleep } from "./renewer.js";
 import { realSleep } from "./sleep.js";
 import {
@@ -59,9 +60,7 @@ export interface AgentIdentityOptions {
 }
 
 function spiffeIdOf(certPem: string): string {
-  const san = new X509Certificate(certPem).subjectAltName ?? "";
-  const m = /(?:^|, )URI:(spiffe:\/\/[^,\s]+)/.exec(san);
-  return m ? m[1]! : "";
+  return uriSans(new X509Certificate(certPem).raw).find((u) => u.startsWith("spiffe://")) ?? "";
 }
 
 export class AgentIdentity extends EventEmitter {

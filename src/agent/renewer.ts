@@ -8,7 +8,7 @@ import type { Issued } from "./issuer.js";
 // of the certificate's remaining life has passed (minus jitter, so a fleet started together
 // spreads out), and again. Transient failures back off exponentially up to a cap; a terminal
 // denial ends the loop with its code. Time and randomness are injected: the loop itself never
-// reads the wall clock or Math.random, and a test can drive it with a manual clock.
+// reads the wall clock or makes up its own randomness, and a test can drive it with a manual clock.
 
 /** Waits `ms`, or less when `signal` aborts (then it resolves, it does not reject). */
 export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
