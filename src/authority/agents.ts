@@ -4,6 +4,7 @@ import type { Config, Profile } from "../config/schema.js";
 import { MayflyError } from "../errors/index.js";
 import { killSwitch, ownerCanRevive, setAgentState } from "../owners/lifecycle.js";
 import type { VerifiedIdToken } from "../owners/oidc-verifier.js";
+import { deviceAssignedTo } from "../policy/posture.js";
 import type { StoreTx } from "../store/store.js";
 import type { Agent, Binding, Device, Owner } from "../store/types.js";
 import { recordDenial } from "./deny.js";
@@ -58,7 +59,7 @@ function profileNamed(config: Config, name: string): Profile {
 /**
  * The device rules shared by registration and transfer: known, enrolled, activated (it
  * has an AK, so its attestations can be checked) and, where the profile asks, assigned
- * to the owner who binds an agent to it.
+ * to the owner who binds an agent to it (by an administrator, or by the MDM's assigned user).
  */
 export function checkDeviceFor(
   device: Device | null,
@@ -72,7 +73,7 @@ export function checkDeviceFor(
   if (!device.akPublic) {
     throw new MayflyError("device.not_activated", `device ${device.id} has no activated attestation key`);
   }
-  if (profile.requireAssignedDevice && device.assignedOwnerId !== owner.id) {
+  if (profile.requireAssignedDevice && !deviceAssignedTo(device, owner)) {
     throw new MayflyError("device.not_assigned", `device ${device.id} is not assigned to owner ${owner.id}`);
   }
   return device;

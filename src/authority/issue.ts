@@ -83,7 +83,12 @@ export async function issueCertificate(deps: IssueDeps, agentId: string, body: u
       return readFacts(tx, agentId);
     });
     const profile = profileOf(config, pre.agent);
-    const live = checkLiveness({ ...pre, now, maxAffirmationAge: config.owners.maxAffirmationAge });
+    const live = checkLiveness({
+      ...pre,
+      now,
+      maxAffirmationAge: config.owners.maxAffirmationAge,
+      posture: profile,
+    });
     if (live) throw new MayflyError(live.code, live.detail);
 
     const format = deps.evidence.get(req.attestation.format);
@@ -177,7 +182,14 @@ async function record(
 ): Promise<void> {
   const { config, clock } = deps;
   const facts = await readFacts(tx, r.agentId);
-  const live = checkLiveness({ ...facts, now: r.now, maxAffirmationAge: config.owners.maxAffirmationAge });
+  // Device posture (managed, compliant, assigned, fresh) too: an MDM event committed since
+  // the first read is seen here.
+  const live = checkLiveness({
+    ...facts,
+    now: r.now,
+    maxAffirmationAge: config.owners.maxAffirmationAge,
+    posture: profileOf(config, facts.agent),
+  });
   if (live) throw new MayflyError(live.code, live.detail);
   if (r.decision.notAfter > facts.agent.expiresAt || r.decision.notAfter > facts.binding!.expiresAt) {
     throw new MayflyError("store.conflict", "the agent or its binding changed during issuance; retry");

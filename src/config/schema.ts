@@ -150,6 +150,11 @@ const profile = z
     agentMaxLifetime: duration({ min: MINUTE }).prefault("90d"),
     pcrPolicy: pcrPolicy.nullable().default(null),
     requireAssignedDevice: z.boolean().default(false),
+    // Device posture (issue 8), checked at every issuance in the recording transaction.
+    requireManaged: z.boolean().default(false),
+    requireCompliant: z.boolean().default(false),
+    requireAssignedOwner: z.boolean().default(false),
+    maxPostureAge: duration({ min: MINUTE }).nullable().default(null),
   })
   .strict()
   .refine((p) => p.lifetime <= p.maxLifetime, {
@@ -257,6 +262,50 @@ const devices = z
   })
   .strict();
 
+// Device-management hooks (issue 8): POST /v1/hooks/mdm takes compact JWS events signed
+// with a key from the MDM's JWKS, read from a file or fetched over https (no plain HTTP:
+// anyone on the path could swap the keys). Asymmetric algorithms only.
+export const mdmAlgorithm = z.enum(["ES256", "RS256", "EdDSA"]);
+const jwksUrl = z.string().superRefine((text, ctx) => {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    ctx.addIssue({ code: "custom", message: `"${text}" is not a URL` });
+    return;
+  }
+  if (u.protocol !== "https:") ctx.addIssue({ code: "custom", message: "the JWKS URL must be https" });
+  if (u.username || u.password) ctx.addIssue({ code: "custom", message: "no credentials in the URL" });
+});
+const mdm = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "lowercase letters, digits, . _ -")
+      .default("mdm"),
+    jwksFile: z.string().min(1).nullable().default(null),
+    jwksUrl: jwksUrl.nullable().default(null),
+    caFile: z.string().min(1).nullable().default(null),
+    algorithms: z.array(mdmAlgorithm).min(1).default(["ES256", "RS256", "EdDSA"]),
+    issuer: z.string().min(1).nullable().default(null),
+    audience: z.string().min(1).nullable().default(null),
+    iatMaxAge: duration({ min: 10_000, max: DAY }).prefault("5m"),
+    clockSkew: duration({ max: 5 * MINUTE }).prefault("30s"),
+    bodyLimitBytes: z.number().int().min(1024).max(1_048_576).default(32_768),
+    jwksCacheTtl: duration({ min: MINUTE, max: DAY }).prefault("1h"),
+    jwksRefetchCooldown: duration({ min: 1_000, max: 10 * MINUTE }).prefault("30s"),
+    requestTimeout: duration({ min: 500, max: MINUTE }).prefault("5s"),
+  })
+  .strict()
+  .refine((m) => m.jwksFile === null || m.jwksUrl === null, {
+    message: "give jwksFile or jwksUrl, not both",
+    path: ["jwksUrl"],
+  })
+  .refine((m) => m.caFile === null || m.jwksUrl !== null, {
+    message: "caFile is for the TLS of jwksUrl",
+    path: ["caFile"],
+  });
+
 const log = z
   .object({
     level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -279,6 +328,7 @@ export const configSchema = z
     owners: owners.prefault({}),
     agents: agents.prefault({}),
     devices: devices.prefault({}),
+    mdm: mdm.prefault({}),
     log: log.prefault({}),
   })
   .strict();
@@ -291,3 +341,5 @@ export type Profile = z.output<typeof profile>;
 export type RotationConfig = z.output<typeof rotation>;
 export type SecretRef = z.output<typeof secretRef>;
 export type IdTokenAlgorithm = z.output<typeof idTokenAlgorithm>;
+export type MdmConfig = z.output<typeof mdm>;
+export type MdmAlgorithm = z.output<typeof mdmAlgorithm>;

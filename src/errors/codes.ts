@@ -176,6 +176,41 @@ export const ERROR_CODES = {
     title: "A CA certificate in the trust bundle does not chain to its roots",
   },
 
+  // mdm: the device-management hook (POST /v1/hooks/mdm) and device posture at issuance
+  "mdm.not_configured": { status: 503, title: "The device-management hook is not configured" },
+  "mdm.unavailable": { status: 503, title: "The device-management system's keys could not be read" },
+  "mdm.jws_malformed": { status: 400, title: "The event is not a compact JWS" },
+  "mdm.algorithm_not_allowed": { status: 401, title: "The event's signing algorithm is not allowed" },
+  "mdm.key_unknown": {
+    status: 401,
+    title: "The event was signed with a key the device-management system does not publish",
+  },
+  "mdm.signature_invalid": { status: 401, title: "The event signature does not verify" },
+  "mdm.issuer_mismatch": { status: 401, title: "The event was issued by another sender" },
+  "mdm.audience_mismatch": { status: 401, title: "The event was issued for another receiver" },
+  "mdm.event_invalid": { status: 400, title: "The event's claims are missing or malformed" },
+  "mdm.event_stale": { status: 400, title: "The event is too old (iat or exp)" },
+  "mdm.event_not_yet_valid": {
+    status: 400,
+    title: "The event is dated in the future (iat, nbf or occurredAt)",
+  },
+  "mdm.replayed": { status: 409, title: "The event (jti) was already received" },
+  "mdm.out_of_order": {
+    status: 409,
+    title: "A newer event for the device was already applied; this one would override it",
+  },
+  "mdm.device_unknown": { status: 404, title: "The device-management system never enrolled this device" },
+  "mdm.device_conflict": {
+    status: 409,
+    title: "The event's EK or MDM id belongs to another device",
+  },
+  "device.not_managed": { status: 403, title: "The device is not enrolled in device management" },
+  "device.non_compliant": { status: 403, title: "The device is not compliant" },
+  "device.posture_stale": {
+    status: 403,
+    title: "The device-management system has not reported on the device recently enough",
+  },
+
   // last resort
   "internal.error": { status: 500, title: "Internal error" },
 } as const satisfies Record<string, { status: number; title: string }>;

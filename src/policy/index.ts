@@ -7,3 +7,9 @@ export {
   MIN_LIFETIME_MS,
 } from "./issuance.js";
 export { checkLiveness, type Denial, type LivenessFacts } from "./liveness.js";
+export {
+  checkPosture,
+  deviceAssignedTo,
+  type PostureDenial,
+  type PostureRules,
+} from "./posture.js";

@@ -2,7 +2,8 @@ import type { Profile } from "../config/schema.js";
 import type { EvidenceFacts } from "../evidence/format.js";
 import { checkLiveness, type Denial, type LivenessFacts } from "./liveness.js";
 
-export interface IssuanceFacts extends LivenessFacts {
+/** Liveness facts plus the request's; the profile's posture rules are the ones checked. */
+export interface IssuanceFacts extends Omit<LivenessFacts, "posture"> {
   profile: Profile;
   evidence: EvidenceFacts;
   /** Lifetime the request asked for, if any (ms). */
@@ -22,7 +23,7 @@ export const MIN_LIFETIME_MS = 30_000;
  * binding's end, the agent's purpose end or the issuer's own expiry.
  */
 export function decideIssuance(f: IssuanceFacts): Decision {
-  const live = checkLiveness(f);
+  const live = checkLiveness({ ...f, posture: f.profile });
   if (live) return live;
   const { profile, evidence, now } = f;
   if (!profile.formats.includes(evidence.format)) {

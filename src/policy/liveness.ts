@@ -1,5 +1,6 @@
 import type { ErrorCode } from "../errors/index.js";
 import type { Agent, Binding, Device, Owner } from "../store/types.js";
+import { checkPosture, type PostureRules } from "./posture.js";
 
 export type Denial = { allow: false; code: ErrorCode; detail: string };
 
@@ -10,6 +11,8 @@ export interface LivenessFacts {
   binding: Binding | null;
   device: Device | null;
   maxAffirmationAge: number;
+  /** The agent's profile's device posture rules (a Profile is one); null: none. */
+  posture: PostureRules | null;
 }
 
 /**
@@ -32,6 +35,10 @@ export function checkLiveness(f: LivenessFacts): Denial | null {
   }
   if (!device) return deny("device.not_found", `device ${agent.deviceId} of agent ${agent.id} is unknown`);
   if (device.status !== "active") return deny("device.unenrolled", `device ${device.id} is ${device.status}`);
+  if (f.posture) {
+    const posture = checkPosture(f.posture, device, owner, now);
+    if (posture) return posture;
+  }
   if (!binding || binding.ownerId !== owner.id) {
     return deny("binding.expired", `agent ${agent.id} has no binding to owner ${owner.id}`);
   }
