@@ -1,5 +1,5 @@
 import { request as httpsRequest } from "node:https";
-import { MayflyError } from "../errors/index.js";
+import { type ErrorCode, MayflyError } from "../errors/index.js";
 
 /** Fetches one JSON document from the identity provider. */
 export type FetchJson = (url: string) => Promise<unknown>;
@@ -9,13 +9,19 @@ const MAX_BODY = 1_048_576;
 /**
  * GET over https only, no redirects, a size cap and a timeout: discovery and JWKS come
  * from the configured issuer's TLS endpoint or not at all. `ca` replaces the system
- * roots (an IdP behind a private CA); null keeps them.
+ * roots (an IdP behind a private CA); null keeps them. Failures are `errorCode`
+ * (default idp.unavailable; the MDM's JWKS uses mdm.unavailable).
  */
-export function httpsJsonFetcher(opts: { ca: string | null; timeoutMs: number }): FetchJson {
+export function httpsJsonFetcher(opts: {
+  ca: string | null;
+  timeoutMs: number;
+  errorCode?: ErrorCode;
+}): FetchJson {
+  const code = opts.errorCode ?? "idp.unavailable";
   return (url) =>
     new Promise((resolve, reject) => {
       const fail = (why: string, cause?: unknown) =>
-        reject(new MayflyError("idp.unavailable", `GET ${url}: ${why}`, cause ? { cause } : {}));
+        reject(new MayflyError(code, `GET ${url}: ${why}`, cause ? { cause } : {}));
       let u: URL;
       try {
         u = new URL(url);

@@ -6,6 +6,7 @@ import { adminRoutes } from "./routes/admin.js";
 import { agentRoutes } from "./routes/agents.js";
 import { bundleRoutes } from "./routes/bundle.js";
 import { deviceRoutes } from "./routes/devices.js";
+import { hookRoutes } from "./routes/hooks.js";
 import { issuanceRoutes } from "./routes/issuance.js";
 import { opsRoutes } from "./routes/ops.js";
 import { scimRoutes } from "./routes/scim.js";
@@ -42,6 +43,8 @@ export function createApp(ctx: ServerContext): express.Express {
   // SCIM has its own media type, authentication and error documents, so it sits before
   // the JSON API's gate and problem handler.
   if (ctx.scimToken) app.use("/scim/v2", scimRoutes(ctx, ctx.scimToken));
+  // The MDM hook's body is a JWS, not JSON, with its own size limit and audited refusals.
+  app.use(hookRoutes(ctx));
   app.use(requireJson);
   app.use(express.json({ limit: ctx.config.server.bodyLimitBytes, strict: true, type: "application/json" }));
   app.use(opsRoutes(ctx));

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { CaState } from "../authority/ca-state.js";
 import type { Config } from "../config/schema.js";
 import type { EkTrustStore } from "../devices/ek-trust-store.js";
+import type { MdmVerifier } from "../devices/mdm-verifier.js";
 import type { EvidenceRegistry } from "../evidence/registry.js";
 import type { OidcVerifier } from "../owners/oidc-verifier.js";
 import type { Clock, Random } from "../runtime/clock.js";
@@ -24,4 +25,6 @@ export interface ServerContext {
   oidc: OidcVerifier | null;
   /** The SCIM provisioning client's bearer token; null: /scim/v2 is not mounted. */
   scimToken: string | null;
+  /** Verifies device-management hook events; null or absent: /v1/hooks/mdm answers mdm.not_configured. */
+  mdm?: MdmVerifier | null;
 }

@@ -18,6 +18,7 @@ import type { Store } from "../store/store.js";
 import { buildServerCertificate, newSerial } from "../x509/index.js";
 import { createApp } from "./app.js";
 import { devPassphrase } from "./dev-passphrase.js";
+import { mdmServices } from "./mdm.js";
 import { createMetrics } from "./metrics.js";
 import { startTidy } from "./tidy.js";
 import { ownerServices, startSweeper } from "./owners.js";
@@ -114,6 +115,7 @@ export async function startServer(
 
   const metrics = createMetrics();
   const owners = await ownerServices(config, { clock, log });
+  const mdm = await mdmServices(config, { clock, log });
   const app = createApp({
     store,
     clock,
@@ -125,6 +127,7 @@ export async function startServer(
     metrics,
     ekTrust,
     ...owners,
+    mdm,
   });
   const server = createServer(
     {
