@@ -14,7 +14,7 @@ import { Swtpm } from "../tpm/helpers/swtpm.js";
 // SQLite) trusting its EK CA, profiles with the shortest lifetime the CA allows (30 s), and
 // the mayfly CLI run from source as a separate process, as an operator would run it.
 
-export const AGENT_CA_CONFIG = (ekTrustDir: string) => `
+export const AGENT_CA_CONFIG = (ekTrustDir: string, lifetime = "30s", maxLifetime = "1m") => `
 devices:
   ekTrustDir: ${JSON.stringify(ekTrustDir)}
   activationRateLimit: 1000
@@ -22,13 +22,13 @@ profiles:
   default:
     formats: [tpm-certify, tpm-quote]
     keyResidency: [tpm, bound]
-    lifetime: 30s
-    maxLifetime: 1m
+    lifetime: ${lifetime}
+    maxLifetime: ${maxLifetime}
   bound-only:
     formats: [tpm-quote]
     keyResidency: [bound]
-    lifetime: 30s
-    maxLifetime: 1m
+    lifetime: ${lifetime}
+    maxLifetime: ${maxLifetime}
 `;
 
 export interface AgentEnv {
@@ -45,7 +45,10 @@ export interface AgentEnv {
   close(): Promise<void>;
 }
 
-export async function startAgentEnv(seed: string, opts: { tcp?: boolean } = {}): Promise<AgentEnv> {
+export async function startAgentEnv(
+  seed: string,
+  opts: { tcp?: boolean; lifetime?: string; maxLifetime?: string } = {},
+): Promise<AgentEnv> {
   const work = mkdtempSync(join(tmpdir(), "mayfly-e2e-agent-"));
   const closers: Array<() => Promise<void> | void> = [() => rmSync(work, { recursive: true, force: true })];
   const close = async () => {
@@ -56,7 +59,7 @@ export async function startAgentEnv(seed: string, opts: { tcp?: boolean } = {}):
     closers.push(() => sw.stop());
     const tpm = clientFor(sw, seed);
     closers.push(() => tpm.close());
-    const ca = await startTestCa(AGENT_CA_CONFIG(swtpmTrustDir(sw, work)));
+    const ca = await startTestCa(AGENT_CA_CONFIG(swtpmTrustDir(sw, work), opts.lifetime, opts.maxLifetime));
     closers.push(() => ca.close());
     const client = new CaClient({ url: ca.url, ca: ca.rootPem });
     closers.push(() => client.close());

@@ -1,11 +1,11 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer as createHttpsServer, type Server } from "node:https";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { join } from "node:path";
-import type { TLSSocket } from "node:tls";
+import { connect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   type AgentIdentity,
@@ -25,7 +25,9 @@ import { type AgentEnv, startAgentEnv } from "./helpers.js";
 // The files `mayfly agent run` writes, used by other TLS stacks: openssl s_server -Verify and
 // s_client with a bound key, curl --cert against a Node https server that authorises with the
 // relying-party helper, and a TPM-resident key used by openssl through the tpm2 provider
-// (Debian tpm2-openssl) by its persistent handle, so the private key never leaves the TPM.
+// (Debian tpm2-openssl) by its persistent handle, so the private key never leaves the TPM:
+// openssl s_server and s_client with it, through tpm2-abrmd as the resource manager a real
+// host has in /dev/tpmrm0 (the provider keeps more objects loaded than swtpm's three slots).
 
 // Separate processes and a shared two-core machine: generous limits, no timing assertions.
 vi.setConfig({ testTimeout: 120_000 });
@@ -38,8 +40,9 @@ let ids: { bound: string; tpm: string; node: string; owner: string };
 let node: AgentIdentity;
 
 beforeAll(async () => {
-  ensureDebianPackages(["tpm2-openssl"]);
-  env = await startAgentEnv("e2e-agent-interop");
+  ensureDebianPackages(["tpm2-openssl", "tpm2-abrmd", "libtss2-tcti-tabrmd0", "dbus-daemon"]);
+  // Certificates that outlast the file on a busy machine: the CA's clock stands still.
+  env = await startAgentEnv("e2e-agent-interop", { lifetime: "10m", maxLifetime: "15m" });
   const stateDir = join(env.work, "state");
   ({ state } = await ensureEnrolled({
     tpm: env.tpm,
@@ -74,8 +77,37 @@ beforeAll(async () => {
 }, 90_000);
 afterAll(async () => {
   await node?.stop();
+  for (const c of [abrmd, dbus]) if (c && c.exitCode === null) c.kill();
   await env?.close();
 });
+
+let dbus: ChildProcess | null = null;
+let abrmd: ChildProcess | null = null;
+let tabrmdEnv: Record<string, string> = {};
+
+/** A private D-Bus session bus and tpm2-abrmd on the test swtpm (started once, on first use). */
+async function resourceManager(): Promise<Record<string, string>> {
+  if (abrmd) return tabrmdEnv;
+  const bus = `unix:path=${join(env.work, "dbus.sock")}`;
+  dbus = spawn("dbus-daemon", ["--session", "--nofork", `--address=${bus}`], { stdio: "ignore" });
+  for (let i = 0; i < 100 && !existsSync(join(env.work, "dbus.sock")); i++)
+    await new Promise((r) => setTimeout(r, 50));
+  const name = `com.intel.tss2.Tabrmd.mayfly${process.pid}`;
+  const s = env.sw.server;
+  const tcti = "path" in s ? `swtpm:path=${s.path}` : `swtpm:host=${s.host},port=${s.port}`;
+  abrmd = spawn("tpm2-abrmd", ["--session", "--allow-root", `--dbus-name=${name}`, `--tcti=${tcti}`], {
+    env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: bus },
+    stdio: "ignore",
+  });
+  tabrmdEnv = { DBUS_SESSION_BUS_ADDRESS: bus, TPM2OPENSSL_TCTI: `tabrmd:bus_name=${name},bus_type=session` };
+  // Ready when a provider operation through it succeeds.
+  for (let i = 0; i < 50; i++) {
+    const probe = await run("openssl", ["list", "-provider", "tpm2", "-key-managers"], "", tabrmdEnv);
+    if (probe.code === 0 && !/error/i.test(probe.stderr)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return tabrmdEnv;
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -114,6 +146,12 @@ async function startSServer(args: string[], extraEnv: Record<string, string> = {
   for (let i = 0; i < 100 && !out.includes("ACCEPT"); i++) await new Promise((r) => setTimeout(r, 50));
   if (!out.includes("ACCEPT")) throw new Error(`s_server did not start:\n${out}`);
   return { port, child, output: () => out };
+}
+
+/** s_server -naccept 1 exits after its one connection; a failed client leaves it waiting. */
+async function exited(child: ChildProcess, ms = 20_000): Promise<void> {
+  if (child.exitCode !== null) return;
+  await Promise.race([once(child, "exit"), new Promise((r) => setTimeout(r, ms))]);
 }
 
 function stop(child: ChildProcess) {
@@ -170,7 +208,7 @@ describe("the written files with other TLS stacks", () => {
         "",
       );
       expect(r.stderr).toMatch(/Verification: OK/);
-      await once(srv.child, "exit");
+      await exited(srv.child);
       expect(srv.output()).toMatch(/verify depth is 3, must return a certificate/);
       expect(srv.output()).toMatch(/depth=0 \s*\n?.*verify return:1|Client certificate|ACCEPT/);
       expect(srv.output()).not.toMatch(/verify error/);
@@ -287,5 +325,113 @@ describe("the written files with other TLS stacks", () => {
       attestationFormat: "tpm-certify",
       deviceId: state.deviceId,
     });
+  });
+
+  it("openssl s_server serves with the TPM-resident key by its handle; a Node agent checks its assurance", async () => {
+    const f = files(dirs.tpm);
+    const srv = await startSServer(
+      [
+        "-provider",
+        "tpm2",
+        "-provider",
+        "default",
+        "-propquery",
+        "?provider=tpm2",
+        "-key",
+        `handle:${tpmHandle}`,
+        "-cert",
+        f.cert,
+        "-cert_chain",
+        f.chain,
+        "-CAfile",
+        f.bundle,
+        "-Verify",
+        "3",
+        "-verify_return_error",
+      ],
+      await resourceManager(),
+    );
+    try {
+      const rp = new RelyingParty({
+        bundle: env.ca.bundlePem,
+        trustDomain: "mayfly.internal",
+        clock: systemClock,
+        usage: "server",
+      });
+      const s = connect({
+        host: "127.0.0.1",
+        port: srv.port,
+        secureContext: node.secureContext(),
+        checkServerIdentity: rp.checkServerIdentity(),
+      });
+      await once(s, "secureConnect").catch((e: Error) => {
+        throw new Error(`${e.message}; s_server said:\n${srv.output()}`);
+      });
+      expect(rp.verifySocket(s)).toMatchObject({
+        agentId: ids.tpm,
+        keyResidency: "tpm",
+        attestationFormat: "tpm-certify",
+        deviceId: state.deviceId,
+      });
+      s.end();
+      await exited(srv.child);
+      expect(srv.output()).toMatch(/depth=0 \n?verify return:1/);
+      expect(srv.output()).not.toMatch(/verify error|:error:/);
+    } finally {
+      stop(srv.child);
+    }
+  });
+
+  it("openssl s_client authenticates with the TPM-resident key by its handle to s_server -Verify", async () => {
+    const b = files(dirs.bound);
+    const t = files(dirs.tpm);
+    const srv = await startSServer([
+      "-cert",
+      b.cert,
+      "-key",
+      b.key,
+      "-cert_chain",
+      b.chain,
+      "-CAfile",
+      b.bundle,
+      "-Verify",
+      "3",
+      "-verify_return_error",
+    ]);
+    try {
+      const r = await run(
+        "openssl",
+        [
+          "s_client",
+          "-provider",
+          "tpm2",
+          "-provider",
+          "default",
+          "-propquery",
+          "?provider=tpm2",
+          "-connect",
+          `127.0.0.1:${srv.port}`,
+          "-key",
+          `handle:${tpmHandle}`,
+          "-cert",
+          t.cert,
+          "-cert_chain",
+          t.chain,
+          "-CAfile",
+          t.bundle,
+          "-verify_return_error",
+          "-brief",
+        ],
+        "",
+        await resourceManager(),
+      );
+      expect(r.stderr).toMatch(/Verification: OK/);
+      expect(r.code, r.stderr).toBe(0);
+      await exited(srv.child);
+      expect(srv.output()).toMatch(/depth=0 \n?verify return:1/);
+      expect(srv.output()).not.toMatch(/verify error|:error:/);
+    } finally {
+      stop(srv.child);
+    }
   });
 });
