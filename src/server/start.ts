@@ -6,6 +6,8 @@ import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { buildBundle, bundlePem } from "../authority/bundle.js";
 import { type CaState, fingerprint, loadOrCreateCa, toPem } from "../authority/ca-state.js";
+import type { TickResult } from "../authority/rotation-intermediate.js";
+import { LiveCa } from "../authority/rotation-live.js";
 import type { SweepResult } from "../authority/zombies.js";
 import type { ResolvedConfig } from "../config/load.js";
 import { loadEkTrustStore } from "../devices/ek-trust-store.js";
@@ -29,7 +31,10 @@ export interface RunningServer {
   server: Server;
   store: Store;
   keys: KeyStore;
-  ca: CaState;
+  /** The CA state now (it changes when a rotation step is taken, here or on another replica). */
+  readonly ca: CaState;
+  /** One rotation tick then a re-read of the store, and a re-read alone (the timer does both). */
+  rotation: { tick(): Promise<TickResult>; refresh(): Promise<boolean> };
   /** One zombie sweep now (the timer runs one every agents.sweepInterval). */
   sweep(): Promise<SweepResult>;
   close(): Promise<void>;
@@ -68,13 +73,29 @@ export async function startServer(
   const keys = await openKeyStore(keyConfig, { onWarning: (message) => log.warn(keyWhere, message) });
   log.info({ keystore: keys.kind, ...keyWhere }, "key store ready");
 
-  const { state, created } = await loadOrCreateCa({ store, keys, clock, random, config });
-  const root = state.roots.find((r) => r.slot === "current") ?? state.roots[0]!;
-  const bundle = buildBundle(state, config.ca.trustDomain);
+  const loaded = await loadOrCreateCa({ store, keys, clock, random, config });
+  const created = loaded.created;
   const rootPath = join(rc.dataDir, "root.pem");
   const bundlePath = join(rc.dataDir, "bundle.pem");
-  await writeFile(rootPath, toPem(root.der), { mode: 0o644 });
-  await writeFile(bundlePath, bundlePem(bundle), { mode: 0o644 });
+  const currentRoot = (s: CaState) => s.roots.find((r) => r.slot === "current") ?? s.roots[0]!;
+  const writeTrustFiles = async (s: CaState) => {
+    await writeFile(rootPath, toPem(currentRoot(s).der), { mode: 0o644 });
+    await writeFile(bundlePath, bundlePem(buildBundle(s, config.ca.trustDomain)), { mode: 0o644 });
+  };
+  // Rotation swaps the state: new issuer, files, and the listener's certificate (set below).
+  let onCaChange: (s: CaState) => Promise<void> = writeTrustFiles;
+  const live = await LiveCa.start(loaded.state, {
+    store,
+    keys,
+    clock,
+    random,
+    config,
+    log,
+    onChange: (s) => onCaChange(s),
+  });
+  const state = live.state();
+  const root = currentRoot(state);
+  await writeTrustFiles(state);
   if (created || config.ca.createDevRoot) {
     log.warn(
       { root: rootPath, fingerprint: fingerprint(root.der) },
@@ -92,19 +113,29 @@ export async function startServer(
     created ? "created development root and intermediate" : "loaded CA",
   );
 
-  // The CA's own listener certificate: a fresh key per start, kept in memory only.
+  // The CA's own listener certificate: a fresh key per start, kept in memory only, and
+  // re-issued by the new issuer when a rotation swaps it. During a root rotation the cross
+  // certificate (new root by old root) follows, so clients holding only the old root connect.
   const tlsKey = generateKeyPairSync("ec", { namedCurve: "P-256" });
-  const now = clock.now();
-  const tlsCert = await buildServerCertificate({
-    issuerCertificate: state.issuer.record.der,
-    issuerSigner: state.issuer.signer,
-    subjectPublicKey: tlsKey.publicKey.export({ type: "spki", format: "der" }),
-    serial: newSerial(random),
-    dnsNames: config.server.tlsDnsNames,
-    ipAddresses: config.server.tlsIpAddresses,
-    notBefore: now - 60_000,
-    notAfter: Math.min(now + config.server.tlsCertLifetime, state.issuer.notAfter),
-  });
+  const tlsFor = async (s: CaState) => {
+    const now = clock.now();
+    const cert = await buildServerCertificate({
+      issuerCertificate: s.issuer.record.der,
+      issuerSigner: s.issuer.signer,
+      subjectPublicKey: tlsKey.publicKey.export({ type: "spki", format: "der" }),
+      serial: newSerial(random),
+      dnsNames: config.server.tlsDnsNames,
+      ipAddresses: config.server.tlsIpAddresses,
+      notBefore: now - 60_000,
+      notAfter: Math.min(now + config.server.tlsCertLifetime, s.issuer.notAfter),
+    });
+    const cross = s.crossSigned.filter((c) => c.subjectId === currentRoot(s).id).map((c) => toPem(c.der));
+    return {
+      key: tlsKey.privateKey.export({ type: "pkcs8", format: "pem" }),
+      cert: toPem(cert.der) + toPem(s.issuer.record.der) + cross.join(""),
+      minVersion: "TLSv1.2" as const,
+    };
+  };
 
   const ekTrustDir = resolve(config.devices.ekTrustDir);
   const ekTrust = await loadEkTrustStore(ekTrustDir);
@@ -122,21 +153,18 @@ export async function startServer(
     random,
     evidence,
     config,
-    ca: () => state,
+    ca: () => live.state(),
     log,
     metrics,
     ekTrust,
     ...owners,
     mdm,
   });
-  const server = createServer(
-    {
-      key: tlsKey.privateKey.export({ type: "pkcs8", format: "pem" }),
-      cert: toPem(tlsCert.der) + toPem(state.issuer.record.der),
-      minVersion: "TLSv1.2",
-    },
-    app,
-  );
+  const server = createServer(await tlsFor(state), app);
+  onCaChange = async (s) => {
+    await writeTrustFiles(s);
+    server.setSecureContext(await tlsFor(s));
+  };
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(rc.listen.port, rc.listen.host, () => {
@@ -156,16 +184,21 @@ export async function startServer(
   const url = `https://${host}:${port}`;
   log.info({ url, healthz: `${url}/healthz`, bundle: `${url}/v1/bundle` }, "mayfly serving");
   const sweeper = startSweeper({ store, clock, config, log, metrics });
+  live.startTimer();
   return {
     url,
     port,
     server,
     store,
     keys,
-    ca: state,
+    get ca() {
+      return live.state();
+    },
+    rotation: { tick: () => live.tick(), refresh: () => live.refresh() },
     sweep: () => sweeper.runOnce(),
     async close() {
       await sweeper.stop();
+      await live.stop();
       stopTidy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
