@@ -22,8 +22,8 @@ import { createApp } from "./app.js";
 import { devPassphrase } from "./dev-passphrase.js";
 import { mdmServices } from "./mdm.js";
 import { createMetrics } from "./metrics.js";
-import { startTidy } from "./tidy.js";
 import { ownerServices, startSweeper } from "./owners.js";
+import { startTidy } from "./tidy.js";
 
 export interface RunningServer {
   url: string;
