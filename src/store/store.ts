@@ -146,13 +146,18 @@ export interface StoreTx {
   ): Promise<boolean>;
   /** Activations created for this EK at or after `since` (rate limiting). */
   countActivationsSince(ekPubHash: Buffer, since: number): Promise<number>;
-  /** Records the activated AK on a device (a device re-activates with a new AK). */
+  /**
+   * Records the activated AK on a device (a device re-activates with a new AK), with its
+   * expected qualified name (QN(EK -> AK)); an omitted or null QN clears the stored one,
+   * since it belonged to the previous AK.
+   */
   setDeviceAk(
     id: string,
     akPublic: Buffer,
     akName: Buffer,
     ekCertIssuer: string | null,
     at: number,
+    akQualifiedName?: Buffer | null,
   ): Promise<void>;
   upsertEkRegistration(r: EkRegistration): Promise<void>;
   getEkRegistration(ekPubHash: Buffer): Promise<EkRegistration | null>;

@@ -48,6 +48,14 @@ export interface Device {
   postureAt?: number | null;
   /** Event time of the last MDM event applied to the device: an older event never overrides it. */
   mdmEventAt?: number | null;
+  /**
+   * The activated AK's expected qualified name, QN(EK -> AK), computed by the CA at
+   * activation (agents create the AK under the EK). When set, every TPMS_ATTEST's
+   * qualifiedSigner must equal it; null for devices activated before it was recorded
+   * (only the qualified name's algorithm is checked then). Optional only so that older
+   * literals type-check; the store always returns it.
+   */
+  akQualifiedName?: Buffer | null;
   createdAt: number;
   updatedAt: number;
 }

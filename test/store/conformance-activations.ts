@@ -175,6 +175,49 @@ export function activationTests(store: StoreRef): void {
       });
     });
 
+    it("round-trips the AK's qualified name through insert, setDeviceAk and updateDevice", async () => {
+      const qn0 = bytes("ak-qn-0", 34);
+      const d = device("d1", { akQualifiedName: qn0 });
+      await store().tx((tx) => tx.insertDevice(d));
+      const got0 = await store().tx((tx) => tx.getDevice("d1"));
+      expect(got0).toEqual(d);
+      expect(Buffer.isBuffer(got0?.akQualifiedName)).toBe(true);
+      // A device inserted without the field reads it back as null.
+      const { akQualifiedName: _omit, ...older } = device("d2");
+      await store().tx((tx) => tx.insertDevice(older));
+      expect((await store().tx((tx) => tx.getDevice("d2")))?.akQualifiedName).toBeNull();
+
+      // Re-activation records the new AK's QN with it.
+      const qn1 = bytes("ak-qn-1", 50);
+      await store().tx((tx) =>
+        tx.setDeviceAk("d1", bytes("ak-pub-1", 90), bytes("ak-name-1", 34), null, T0 + 10, qn1),
+      );
+      const got1 = await store().tx((tx) => tx.getDevice("d1"));
+      expect(got1?.akQualifiedName).toEqual(qn1);
+      expect(await store().tx((tx) => tx.findDeviceByEkHash(d.ekPubHash as Buffer))).toEqual(got1);
+
+      // Without the argument the old AK's QN does not survive the new AK.
+      await store().tx((tx) =>
+        tx.setDeviceAk("d1", bytes("ak-pub-2", 90), bytes("ak-name-2", 34), null, T0 + 20),
+      );
+      expect((await store().tx((tx) => tx.getDevice("d1")))?.akQualifiedName).toBeNull();
+
+      // updateDevice writes it like every other column, and can clear it.
+      const qn2 = bytes("ak-qn-2", 34);
+      const cur = (await store().tx((tx) => tx.getDevice("d1")))!;
+      await store().tx((tx) => tx.updateDevice({ ...cur, akQualifiedName: qn2, updatedAt: T0 + 30 }));
+      expect(await store().tx((tx) => tx.getDevice("d1"))).toEqual({
+        ...cur,
+        akQualifiedName: qn2,
+        updatedAt: T0 + 30,
+      });
+      await store().tx((tx) => tx.updateDevice({ ...cur, akQualifiedName: null, updatedAt: T0 + 40 }));
+      expect((await store().tx((tx) => tx.getDevice("d1")))?.akQualifiedName).toBeNull();
+      expect((await store().tx((tx) => tx.listDevices({ limit: 10 }))).map((x) => x.akQualifiedName)).toEqual(
+        [null, null],
+      );
+    });
+
     it("an unknown device is device.not_found", async () => {
       await expectCode(
         store().tx((tx) => tx.setDeviceAk("ghost", bytes("p"), bytes("n", 34), null, T0)),

@@ -16,6 +16,7 @@ export function mdmTests(store: StoreRef): void {
         complianceReason: "disk encryption off",
         postureAt: T0 + 5,
         mdmEventAt: T0 + 6,
+        akQualifiedName: bytes("ak-qn-d1", 34),
       });
       const bare = device("d2", { mdmId: null, ekPubHash: null });
       await store().tx(async (tx) => {
@@ -68,6 +69,7 @@ export function mdmTests(store: StoreRef): void {
         complianceReason: "ok",
         postureAt: T0 + 100,
         mdmEventAt: T0 + 101,
+        akQualifiedName: bytes("ak-qn-new", 34),
         createdAt: T0 + 999, // ignored
         updatedAt: T0 + 102,
       });

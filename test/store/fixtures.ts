@@ -70,6 +70,7 @@ export function device(id: string, over: Partial<Device> = {}): Device {
     complianceReason: null,
     postureAt: null,
     mdmEventAt: null,
+    akQualifiedName: null,
     ...over,
   };
 }

@@ -484,10 +484,12 @@ export class PostgresTx extends PgTxBase implements StoreTx {
     akName: Buffer,
     ekCertIssuer: string | null,
     at: number,
+    akQualifiedName: Buffer | null = null,
   ): Promise<void> {
     const sql =
-      "UPDATE devices SET ak_public = ?, ak_name = ?, ek_cert_issuer = ?, updated_at = ? WHERE id = ?";
-    const r = await this.run("setDeviceAk", sql, [akPublic, akName, ekCertIssuer, at, id]);
+      "UPDATE devices SET ak_public = ?, ak_name = ?, ek_cert_issuer = ?, updated_at = ?, " +
+      "ak_qualified_name = ? WHERE id = ?";
+    const r = await this.run("setDeviceAk", sql, [akPublic, akName, ekCertIssuer, at, akQualifiedName, id]);
     this.mustChange(r, () => new MayflyError("device.not_found", `no device ${id}`));
   }
   async upsertEkRegistration(r: EkRegistration): Promise<void> {

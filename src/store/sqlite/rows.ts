@@ -66,7 +66,7 @@ export function ownerFromRow(r: Row): Owner {
 export const DEVICE_COLS =
   "id, kind, status, ek_pub_hash, ek_cert_issuer, ak_name, ak_public, serial, mdm_id, managed, compliant, " +
   "assigned_owner_id, created_at, updated_at, assigned_user, platform, compliance_reason, posture_at, " +
-  "mdm_event_at";
+  "mdm_event_at, ak_qualified_name";
 export function deviceFromRow(r: Row): Device {
   return {
     id: str(r.id),
@@ -88,6 +88,7 @@ export function deviceFromRow(r: Row): Device {
     complianceReason: optStr(r.compliance_reason),
     postureAt: optNum(r.posture_at),
     mdmEventAt: optNum(r.mdm_event_at),
+    akQualifiedName: optBuf(r.ak_qualified_name),
   };
 }
 
@@ -116,6 +117,7 @@ export function deviceParams(d: Device, bool: (b: boolean) => unknown): unknown[
     d.complianceReason ?? null,
     d.postureAt ?? null,
     d.mdmEventAt ?? null,
+    d.akQualifiedName ?? null,
   ];
 }
 
@@ -123,7 +125,8 @@ export function deviceParams(d: Device, bool: (b: boolean) => unknown): unknown[
 export const UPDATE_DEVICE_SQL =
   "UPDATE devices SET kind = ?, status = ?, ek_pub_hash = ?, ek_cert_issuer = ?, ak_name = ?, ak_public = ?, " +
   "serial = ?, mdm_id = ?, managed = ?, compliant = ?, assigned_owner_id = ?, updated_at = ?, " +
-  "assigned_user = ?, platform = ?, compliance_reason = ?, posture_at = ?, mdm_event_at = ? WHERE id = ?";
+  "assigned_user = ?, platform = ?, compliance_reason = ?, posture_at = ?, mdm_event_at = ?, " +
+  "ak_qualified_name = ? WHERE id = ?";
 export function updateDeviceParams(d: Device, bool: (b: boolean) => unknown): unknown[] {
   const [id, ...rest] = deviceParams(d, bool);
   // deviceParams is in DEVICE_COLS order; without id, created_at is at index 11.

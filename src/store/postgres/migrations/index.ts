@@ -5,6 +5,7 @@ import { pgMigration0003 } from "./0003_owners.js";
 import { pgMigration0004 } from "./0004_certificate_retention.js";
 import { pgMigration0005 } from "./0005_ca_journal.js";
 import { pgMigration0006 } from "./0006_mdm.js";
+import { pgMigration0007 } from "./0007_ak_qualified_name.js";
 
 export type { Migration } from "../../sqlite/migrations/migration.js";
 
@@ -19,4 +20,5 @@ export const PG_MIGRATIONS: readonly Migration[] = [
   pgMigration0004,
   pgMigration0005,
   pgMigration0006,
+  pgMigration0007,
 ];

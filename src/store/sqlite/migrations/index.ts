@@ -4,6 +4,7 @@ import { migration0003 } from "./0003_owners.js";
 import { migration0004 } from "./0004_certificate_retention.js";
 import { migration0005 } from "./0005_ca_journal.js";
 import { migration0006 } from "./0006_mdm.js";
+import { migration0007 } from "./0007_ak_qualified_name.js";
 import type { Migration } from "./migration.js";
 
 export type { Migration } from "./migration.js";
@@ -16,4 +17,5 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   migration0004,
   migration0005,
   migration0006,
+  migration0007,
 ];
