@@ -26,7 +26,7 @@ it("loses and duplicates nothing across 20 kills of CA processes (SQLite)", asyn
     kills: 20,
     workers: 3,
     agents: 8,
-    deadlineMs: 45_000,
+    deadlineMs: 60_000,
     seed,
     async listChallenges() {
       const raw = new Database(file, { readonly: true });
@@ -43,4 +43,4 @@ it("loses and duplicates nothing across 20 kills of CA processes (SQLite)", asyn
   console.log(`crash (sqlite, seed ${seed}): ${JSON.stringify(stats)}`);
   expect(stats.kills).toBeGreaterThanOrEqual(20);
   expect(stats.received).toBeGreaterThan(20);
-}, 90_000);
+}, 100_000);
