@@ -17,6 +17,7 @@ export * from "./hook.js";
 export * from "./identity.js";
 export * from "./issue.js";
 export * from "./issuer.js";
+export * from "./key-handles.js";
 export * from "./output.js";
 export * from "./relying-party.js";
 export * from "./renewer.js";

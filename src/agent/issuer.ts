@@ -38,7 +38,10 @@ export interface IssuerOptions {
   readonly mode: KeyMode;
   /** tpm: the key's kind; default ecc256 (P-256). */
   readonly keyKind?: TpmKeyKind;
-  /** tpm: the two persistent handles used in turn; default 0x81000100 and 0x81000101. */
+  /**
+   * tpm: the two persistent handles used in turn; default 0x81000100 and 0x81000101. Give each
+   * agent on a device its own pair (claimKeyHandles), or they evict each other's keys.
+   */
   readonly keyHandles?: readonly [number, number];
   /** tpm: the handle the current certificate's key is at (from DIR/key.handle): use the other first. */
   readonly currentKeyHandle?: number | null;

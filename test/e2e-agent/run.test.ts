@@ -128,7 +128,7 @@ describe("mayfly agent run", () => {
     expect(mode(join(stateDir, "bundle.pem"))).toBe(0o600);
   });
 
-  it("tpm keys: the key is made in the TPM and persisted at key.handle; the next one alternates", async () => {
+  it("tpm keys: made in the TPM, persisted at key.handle, alternating within the agent's own pair of handles", async () => {
     const agent = await seedAgentOnDevice(env.ca, state.deviceId);
     const out = join(env.work, "tpm");
     for (const expected of ["0x81000100", "0x81000101", "0x81000100"]) {
@@ -146,8 +146,20 @@ describe("mayfly agent run", () => {
       const inTpm = publicSpkiDer((await env.tpm.readPublic(Number(expected))).public);
       expect(cert.publicKey.export({ type: "spki", format: "der" }).equals(inTpm)).toBe(true);
     }
+    // A second agent on the device gets its own pair: the first one's keys stay where they are.
+    const second = await seedAgentOnDevice(env.ca, state.deviceId);
+    const out2 = join(env.work, "tpm-second");
+    const r2 = await mayfly(run(second.agentId, out2, "--key", "tpm", "--once"));
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(readFileSync(join(out2, "key.handle"), "utf8")).toBe("0x81000102\n");
+    expect(readFileSync(join(stateDir, "key-handles", "0x81000100"), "utf8")).toBe(`${agent.agentId}\n`);
+    expect(readFileSync(join(stateDir, "key-handles", "0x81000102"), "utf8")).toBe(`${second.agentId}\n`);
+    expect(mode(join(stateDir, "key-handles", "0x81000102"))).toBe(0o600);
     const persistent = await env.tpm.listHandles(TPM_HT.PERSISTENT);
-    expect(persistent).toEqual(expect.arrayContaining([0x81000100, 0x81000101, 0x81010002]));
+    expect(persistent).toEqual(expect.arrayContaining([0x81000100, 0x81000101, 0x81000102, 0x81010002]));
+    const first = new X509Certificate(readFileSync(join(out, "cert.pem")));
+    const stillThere = publicSpkiDer((await env.tpm.readPublic(0x81000100)).public);
+    expect(first.publicKey.export({ type: "spki", format: "der" }).equals(stillThere)).toBe(true);
     expect(await env.tpm.listHandles(TPM_HT.TRANSIENT)).toEqual([]);
   });
 

@@ -5,6 +5,7 @@ import {
   AGENT_CODES,
   AgentError,
   CaSession,
+  claimKeyHandles,
   hexHandle,
   Issuer,
   type KeyMode,
@@ -96,6 +97,10 @@ async function runAction(o: RunOpts): Promise<number> {
   const backoffMaxMs = number(o.backoffMax, "--backoff-max", 1, 86_400) * 1000;
 
   const state = await requireState(stateDir);
+  // Each agent keeps its TPM keys at its own pair of handles, claimed in the state directory.
+  if (!keyHandles && mode !== "bound") {
+    keyHandles = await claimKeyHandles(stateDir, o.agent, state.akHandle === null ? [] : [state.akHandle]);
+  }
   const log = stderrLog(systemClock, o.quiet);
   const tpm = openTpm(parseTpmSpec(o.tpm ?? state.tpm), systemRandom);
   const session = new CaSession({ url: state.caUrl, initialTrust: await readCaTrust(stateDir) });
