@@ -205,7 +205,12 @@ function table(title: string, rows: string[][]) {
   for (const r of rows) console.log(`${r[0]!.padEnd(w0)}  ${r[1]!.padStart(8)}  ${r[2]}`);
 }
 
-const pgUrl = async () => (await createTestDatabase()).url;
+const databases: { drop(): Promise<void> }[] = [];
+const pgUrl = async () => {
+  const db = await createTestDatabase();
+  databases.push(db);
+  return db.url;
+};
 const dirs: string[] = [];
 const sqliteFile = () => {
   const d = mkdtempSync(join(tmpdir(), "mayfly-bench-"));
@@ -273,5 +278,6 @@ try {
   }
 } finally {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const db of databases) await db.drop().catch(() => undefined);
   await stopTestServer();
 }
