@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { appendAudit } from "../audit/index.js";
 import type { Config } from "../config/schema.js";
-import { checkAkPublic } from "../devices/ak-policy.js";
+import { akQualifiedNameUnderEk, checkAkPublic } from "../devices/ak-policy.js";
 import { verifyEkTrust } from "../devices/ek-trust.js";
 import type { EkTrustStore } from "../devices/ek-trust-store.js";
 import { MayflyError } from "../errors/index.js";
@@ -190,13 +190,16 @@ class Recorded extends Error {
 
 async function succeed(tx: StoreTx, deps: ActivationDeps, a: Activation, now: number, random: Random) {
   const existing = await tx.findDeviceByEkHash(a.ekPubHash);
+  // Agents create the AK under the EK (tpm2_createak), so every TPMS_ATTEST it signs names
+  // QN(EK -> AK) as qualifiedSigner; the evidence formats require exactly this value.
+  const akQualifiedName = akQualifiedNameUnderEk(unmarshalTpm2bPublic(a.ekPublic), a.akName);
   let deviceId: string;
   if (existing) {
     if (existing.status !== "active") {
       throw new MayflyError("device.unenrolled", `device ${existing.id} is ${existing.status}`);
     }
     deviceId = existing.id;
-    await tx.setDeviceAk(deviceId, a.akPublic, a.akName, a.ekCertIssuer, now);
+    await tx.setDeviceAk(deviceId, a.akPublic, a.akName, a.ekCertIssuer, now, akQualifiedName);
   } else {
     deviceId = `dev_${random.bytes(12).toString("base64url")}`;
     await tx.insertDevice({
@@ -207,6 +210,7 @@ async function succeed(tx: StoreTx, deps: ActivationDeps, a: Activation, now: nu
       ekCertIssuer: a.ekCertIssuer,
       akName: a.akName,
       akPublic: a.akPublic,
+      akQualifiedName,
       serial: null,
       mdmId: null,
       managed: false,

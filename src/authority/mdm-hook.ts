@@ -157,6 +157,7 @@ function nextState(cur: Device | null, ev: MdmEvent, now: number, random: Random
       ekCertIssuer: ekChanged ? null : (cur?.ekCertIssuer ?? null),
       akName: ekChanged ? null : (cur?.akName ?? null),
       akPublic: ekChanged ? null : (cur?.akPublic ?? null),
+      akQualifiedName: ekChanged ? null : (cur?.akQualifiedName ?? null),
       serial: ev.serial ?? cur?.serial ?? null,
       mdmId: ev.mdmId,
       managed: true,

@@ -61,6 +61,9 @@ describe("live swtpm + Mayfly: enrolment and issuance in both formats", () => {
     expect(device!.ekPubHash!.equals(ekHash)).toBe(true);
     expect(device!.akName!.equals(enrolled.akName)).toBe(true);
     expect(device!.akPublic!.equals(enrolled.akPublic)).toBe(true);
+    // The CA recorded the AK's qualified name as the EK's child: the strict qualifiedSigner check.
+    const expectedQn = akQualifiedNameUnderEk(unmarshalTpm2bPublic(enrolled.ekPublic), enrolled.akName);
+    expect(device!.akQualifiedName?.toString("hex")).toBe(expectedQn.toString("hex"));
     const activation = (await auditSince(ca, mark)).map((e) => [e.type, e.decision, e.data.trustedVia]);
     expect(activation).toEqual([
       ["device.activation.start", "allow", "certificate"],
@@ -113,6 +116,11 @@ describe("live swtpm + Mayfly: enrolment and issuance in both formats", () => {
     expect(issued.map((e) => [e.decision, e.data.format, e.data.keyResidency])).toEqual([
       ["allow", "tpm-certify", "tpm"],
       ["allow", "tpm-quote", "bound"],
+    ]);
+    // Both were accepted with qualifiedSigner compared against the recorded QN, not just its algorithm.
+    expect(issued.map((e) => (e.data.evidence as Record<string, unknown>).qualifiedSignerChecked)).toEqual([
+      true,
+      true,
     ]);
   });
 

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CaClient, enrolDevice } from "../../src/agent/index.js";
+import { akQualifiedNameUnderEk } from "../../src/devices/ak-policy.js";
 import { ekPublicKeyHash } from "../../src/devices/ek-trust.js";
 import { createEk, readEkCertificate, type TpmClient } from "../../src/tpm/client/index.js";
 import { marshalTpm2bPublic } from "../../src/tpm/index.js";
@@ -96,6 +97,8 @@ mdm:
       managed: true,
       mdmId: "swtpm-1",
       akName: enrolled.akName,
+      // Activation of the MDM's device records QN(EK -> AK) on it, as on any other.
+      akQualifiedName: akQualifiedNameUnderEk(ek.public, enrolled.akName),
     });
     const events = await auditSince(ca, mark);
     expect(events.find((e) => e.type === "device.activation.start")?.data).toMatchObject({
@@ -133,6 +136,10 @@ mdm:
       compliant: true,
     });
     expect((await activate()).deviceId).toBe(out.deviceId);
+    const qn = akQualifiedNameUnderEk(ek.pub, ak.name);
+    const storedQn = async () =>
+      (await ca.running.store.tx((tx) => tx.getDevice(out.deviceId)))?.akQualifiedName?.toString("hex");
+    expect(await storedQn()).toBe(qn.toString("hex"));
     await mdm({ type: "device.unenrolled", mdmId: "sim-1" });
     await expectDenied(ca, "device.ek_untrusted", activate);
     // An activation started before the unenrolment cannot complete on the unenrolled device either.
@@ -142,6 +149,8 @@ mdm:
       ekPubHash: ekHash.toString("hex"),
       compliant: true,
     });
+    // The MDM's events rewrite the device but keep the activated AK's QN (same EK).
+    expect(await storedQn()).toBe(qn.toString("hex"));
     const ch = await client.startActivation({ ekPublic: marshalTpm2bPublic(ek.pub), akPublic: ak.tpm2b });
     await mdm({ type: "device.unenrolled", mdmId: "sim-1" });
     const secret = activateCredentialSoftware(

@@ -1,6 +1,7 @@
 import { createHash, generateKeyPairSync } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildCsr, type CaClient, softwareCsrSigner } from "../../src/agent/index.js";
+import { akQualifiedNameUnderEk } from "../../src/devices/ak-policy.js";
 import { ekPublicKeyHash } from "../../src/devices/ek-trust.js";
 import {
   marshalAttest,
@@ -17,6 +18,7 @@ import {
   quoteAttest,
   type SimKey,
   simKey,
+  simQualifiedName,
   tpmSign,
 } from "../evidence/helpers/tpm-sim.js";
 import type { TestCa } from "../helpers/test-ca.js";
@@ -45,10 +47,11 @@ describe("a software-simulated TPM device through the HTTP API", () => {
   let client: CaClient;
   let ak: SimKey;
   let agentId: string;
+  let dev: Awaited<ReturnType<typeof activateSimDevice>>;
   beforeAll(async () => {
     ca = await startTestCa(tpmCaConfig(SHIPPED_EK_TRUST));
     client = caClientFor(ca);
-    const dev = await activateSimDevice(ca, client);
+    dev = await activateSimDevice(ca, client);
     ak = dev.ak;
     agentId = (await seedAgentOnDevice(ca, dev.deviceId)).agentId;
   }, 30_000);
@@ -68,13 +71,19 @@ describe("a software-simulated TPM device through the HTTP API", () => {
     });
   }
 
-  function quote(key: SimKey, nonce: Buffer, hash: "sha1" | "sha256" = "sha256") {
-    const a = quoteAttest(
+  function quote(
+    key: SimKey,
+    nonce: Buffer,
+    hash: "sha1" | "sha256" = "sha256",
+    qualifiedSigner: Buffer | null = null,
+  ) {
+    const made = quoteAttest(
       ak,
       bind(nonce, key.spki),
       [pcrSelectionOf(TPM_ALG.SHA256, [0])],
       Buffer.alloc(32, 9),
     );
+    const a = qualifiedSigner ? { ...made, qualifiedSigner } : made;
     const bytes = marshalAttest(a);
     return { format: "tpm-quote", quoteInfo: b64(bytes), signature: b64(tpmSign(ak, bytes, hash)) };
   }
@@ -86,6 +95,48 @@ describe("a software-simulated TPM device through the HTTP API", () => {
     const bound = simKey("p256", 0);
     const quoted = await request(bound, (nonce) => quote(bound, nonce));
     expect(quoted.certificate).toMatch(/^-----BEGIN CERTIFICATE-----/);
+  });
+
+  it("activation recorded the AK's QN under the EK, and issuance checks qualifiedSigner against it", async () => {
+    const device = await ca.running.store.tx((tx) => tx.getDevice(dev.deviceId));
+    const expected = akQualifiedNameUnderEk(dev.ek, ak.name);
+    expect(device?.akQualifiedName?.toString("hex")).toBe(expected.toString("hex"));
+    expect(ak.qualifiedName?.equals(expected)).toBe(true);
+    const mark = await auditMark(ca);
+    const key = simKey("p256", KEY_ATTRS);
+    await request(key, (nonce) => certifyAttestation(ak, key, bind(nonce, key.spki)));
+    const issued = (await auditSince(ca, mark)).filter((e) => e.type === "certificate.issue");
+    expect(
+      issued.map((e) => [e.decision, (e.data.evidence as Record<string, unknown>).qualifiedSignerChecked]),
+    ).toEqual([["allow", true]]);
+  });
+
+  it("refuses a certify and a quote by the activated AK that name it under another parent (signer_mismatch)", async () => {
+    // The same AK key and Name, signing as a child of an owner-hierarchy primary, not of the
+    // EK the CA activated it under: the signature verifies, the qualifiedSigner does not match.
+    const elsewhere = simQualifiedName(ak.name);
+    expect(elsewhere.equals(ak.qualifiedName!)).toBe(false);
+    const key = simKey("p256", KEY_ATTRS);
+    const c = await expectDenied(ca, "attestation.signer_mismatch", () =>
+      request(key, (nonce) =>
+        certifyAttestation(ak, key, bind(nonce, key.spki), {
+          edit: (a) => ({ ...a, qualifiedSigner: elsewhere }),
+        }),
+      ),
+    );
+    expect(c.error).toMatchObject({ field: "attestation.certifyInfo.qualifiedSigner" });
+    expect(c.event).toMatchObject({
+      type: "certificate.issue",
+      decision: "deny",
+      subject: `agent:${agentId}`,
+      data: { field: "attestation.certifyInfo.qualifiedSigner" },
+    });
+    const bound = simKey("p256", 0);
+    const q = await expectDenied(ca, "attestation.signer_mismatch", () =>
+      request(bound, (nonce) => quote(bound, nonce, "sha256", elsewhere)),
+    );
+    expect(q.error).toMatchObject({ field: "attestation.quoteInfo.qualifiedSigner" });
+    expect(q.event).toMatchObject({ type: "certificate.issue", decision: "deny" });
   });
 
   it("refuses a certified key with sensitiveDataOrigin clear (imported, not made by the TPM)", async () => {

@@ -67,7 +67,11 @@ export async function startTestCa(configYaml: string = TEST_CONFIG): Promise<Tes
   // Real time (TLS peers check validity against the wall clock), moved only by tests.
   const clock = new ManualClock(Date.now());
   const log = pino({ level: "silent" });
-  const evidence = new EvidenceRegistry([testSignedFormat, ...tpmFormats()]);
+  // As productionFormats: the qualifiedSigner must be the QN recorded at activation.
+  const evidence = new EvidenceRegistry([
+    testSignedFormat,
+    ...tpmFormats({ qualifiedSigner: (device) => device.akQualifiedName ?? null }),
+  ]);
   const running = await startServer(rc, { clock, random: systemRandom, log, evidence });
   const bundle = await https(`${running.url}/v1/bundle`, { insecure: true });
   const b = bundle.json as { roots: { pem: string }[]; intermediates: { pem: string }[] };

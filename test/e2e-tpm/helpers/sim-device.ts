@@ -1,5 +1,6 @@
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import type { CaClient } from "../../../src/agent/index.js";
+import { akQualifiedNameUnderEk } from "../../../src/devices/ak-policy.js";
 import { ekPublicKeyHash } from "../../../src/devices/ek-trust.js";
 import { ekTemplate } from "../../../src/tpm/client/index.js";
 import { keyParamsFromKeyObject, marshalTpm2bPublic, type TpmtPublic } from "../../../src/tpm/index.js";
@@ -38,7 +39,11 @@ export async function registerEk(ca: TestCa, ek: TpmtPublic): Promise<void> {
   );
 }
 
-/** Registers a software EK and activates a software P-256 AK through the HTTP API. */
+/**
+ * Registers a software EK and activates a software P-256 AK through the HTTP API. The AK
+ * returned signs as the EK's child, QN(EK -> AK), as an agent's AK made under the EK does
+ * (and as the CA recorded at activation).
+ */
 export async function activateSimDevice(ca: TestCa, client: CaClient, ak: SimKey = simKey("p256", AK_ATTRS)) {
   const ek = simEk();
   await registerEk(ca, ek.pub);
@@ -51,5 +56,6 @@ export async function activateSimDevice(ca: TestCa, client: CaClient, ak: SimKey
     ch.encryptedSecret,
   );
   const done = await client.completeActivation(ch.activationId, secret);
-  return { deviceId: done.deviceId, ek: ek.pub, ekPrivate: ek.privateKey, ak } satisfies SimDevice;
+  const underEk: SimKey = { ...ak, qualifiedName: akQualifiedNameUnderEk(ek.pub, ak.name) };
+  return { deviceId: done.deviceId, ek: ek.pub, ekPrivate: ek.privateKey, ak: underEk } satisfies SimDevice;
 }

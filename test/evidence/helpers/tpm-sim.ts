@@ -36,6 +36,12 @@ export interface SimKey {
   readonly spki: Buffer;
   readonly tpm2b: Buffer;
   readonly name: Buffer;
+  /**
+   * The QN this key signs TPMS_ATTEST structures as (qualifiedSigner), when it is known
+   * where the key lives: an AK activated under a simulated EK carries QN(EK -> AK), as a
+   * real agent's does. Without it, simQualifiedName(name).
+   */
+  readonly qualifiedName?: Buffer;
 }
 
 const A = TPMA_OBJECT;
@@ -111,6 +117,11 @@ export function simQualifiedName(name: Buffer): Buffer {
   return qualifiedName(parent, name);
 }
 
+/** What `ak` names itself as in qualifiedSigner. */
+export function signerQualifiedName(ak: SimKey): Buffer {
+  return ak.qualifiedName ?? simQualifiedName(ak.name);
+}
+
 const CLOCK = { clock: 123_456n, resetCount: 5, restartCount: 2, safe: true };
 export const FIRMWARE = 0x2019102300163636n;
 
@@ -118,7 +129,7 @@ export function certifyAttest(ak: SimKey, key: SimKey, extraData: Buffer): TpmsA
   return {
     magic: TPM_GENERATED_VALUE,
     type: TPM_ST.ATTEST_CERTIFY,
-    qualifiedSigner: simQualifiedName(ak.name),
+    qualifiedSigner: signerQualifiedName(ak),
     extraData,
     clockInfo: CLOCK,
     firmwareVersion: FIRMWARE,
@@ -135,7 +146,7 @@ export function quoteAttest(
   return {
     magic: TPM_GENERATED_VALUE,
     type: TPM_ST.ATTEST_QUOTE,
-    qualifiedSigner: simQualifiedName(ak.name),
+    qualifiedSigner: signerQualifiedName(ak),
     extraData,
     clockInfo: CLOCK,
     firmwareVersion: FIRMWARE,
