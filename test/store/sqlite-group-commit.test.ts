@@ -124,6 +124,79 @@ describe("SqliteStore group commit", () => {
     await store.close();
   });
 
+  it("durability full: resolves only after an fsync of the WAL that began after its COMMIT", async () => {
+    const path = join(dir, `g${++n}.db`);
+    const syncs: { visible: number; done: (err: Error | null) => void }[] = [];
+    let other: Database.Database | null = null;
+    const store = new SqliteStore({
+      path,
+      syncWal: (_fd, done) => {
+        // At fsync time the commit is already in the WAL, visible to another connection.
+        const n = other
+          ? (other.prepare("SELECT COUNT(*) AS n FROM certificates").get() as { n: number }).n
+          : -1;
+        syncs.push({ visible: n, done });
+      },
+    });
+    const released = async () => {
+      while (syncs.length > 0) syncs.shift()!.done(null);
+      await new Promise((r) => setImmediate(r));
+    };
+    const migrated = store.migrate();
+    while (syncs.length === 0) await new Promise((r) => setImmediate(r));
+    await released();
+    await migrated;
+    const seeded = store.tx((tx) => seedAgent(tx, "a1"));
+    while (syncs.length === 0) await new Promise((r) => setImmediate(r));
+    await released();
+    await seeded;
+    other = new Database(path, { readonly: true });
+
+    let resolved = 0;
+    const first = store.tx((tx) => tx.insertCertificate(certificate("s0", "a1"))).then(() => resolved++);
+    while (syncs.length === 0) await new Promise((r) => setImmediate(r));
+    // Committed and visible, but not yet durable: not resolved.
+    expect(syncs[0]!.visible).toBe(1);
+    const more = Array.from({ length: 5 }, (_, i) =>
+      store.tx((tx) => tx.insertCertificate(certificate(`s${i + 1}`, "a1"))).then(() => resolved++),
+    );
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(resolved).toBe(0);
+    // The five committed while the first fsync ran wait for the next one, shared.
+    syncs.shift()!.done(null);
+    await first;
+    expect(resolved).toBe(1);
+    while (syncs.length === 0) await new Promise((r) => setImmediate(r));
+    expect(syncs).toHaveLength(1);
+    expect(syncs[0]!.visible).toBe(6);
+    expect(resolved).toBe(1);
+    syncs.shift()!.done(null);
+    await Promise.all(more);
+    expect(resolved).toBe(6);
+    const closing = store.close();
+    await released();
+    await closing;
+    other.close();
+  });
+
+  it("durability full: a failed fsync fails the transactions it was to make durable", async () => {
+    let fail = false;
+    const path = join(dir, `g${++n}.db`);
+    const store = new SqliteStore({
+      path,
+      syncWal: (_fd, done) => setImmediate(() => done(fail ? new Error("EIO") : null)),
+    });
+    await store.migrate();
+    await store.tx((tx) => seedAgent(tx, "a1"));
+    fail = true;
+    await expect(store.tx((tx) => tx.insertCertificate(certificate("s1", "a1")))).rejects.toMatchObject({
+      code: "internal.error",
+    });
+    fail = false;
+    await store.tx((tx) => tx.insertCertificate(certificate("s2", "a1")));
+    await store.close();
+  });
+
   it("runs migrate and close in queue order around groups", async () => {
     const { store } = await fresh();
     const writes = Array.from({ length: 10 }, (_, i) =>

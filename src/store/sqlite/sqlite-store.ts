@@ -1,4 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import { closeSync, existsSync, fdatasync, fsyncSync, openSync } from "node:fs";
+import { dirname } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
 import Database from "better-sqlite3";
 import { MayflyError } from "../../errors/index.js";
@@ -21,6 +23,8 @@ export interface SqliteStoreOptions {
   durability?: SqliteDurability;
   /** How long to wait for another process's write lock before store.conflict. Default 5000 ms. */
   busyTimeoutMs?: number;
+  /** fdatasync(2) of the WAL for durability "full"; tests replace it to observe or fail it. */
+  syncWal?: (fd: number, done: (err: Error | null) => void) => void;
 }
 
 /** At most this many transactions share one BEGIN ... COMMIT (one fsync). */
@@ -47,9 +51,10 @@ type TxJob = Extract<Job, { kind: "tx" }>;
  * load many transactions share one fsync. Each keeps its own all-or-nothing outcome (a
  * callback that throws rolls back to its savepoint and rejects alone), each sees the
  * writes of those before it exactly as if they had run one after another, and no tx()
- * resolves before the COMMIT that made it durable has returned: "recorded before
- * returned" holds per transaction. If the shared COMMIT fails, every transaction of the
- * group that had succeeded rejects with that error.
+ * resolves before its COMMIT is durable (durability "full": an fsync of the WAL that
+ * began after the COMMIT has finished, see syncCommitted): "recorded before returned"
+ * holds per transaction. If the shared COMMIT or its fsync fails, every transaction of
+ * the group that had succeeded rejects with that error.
  */
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
@@ -58,6 +63,14 @@ export class SqliteStore implements Store {
   private readonly pending: Job[] = [];
   private running = false;
   private closed = false;
+  private readonly path: string;
+  private readonly durability: SqliteDurability;
+  private readonly syncWal: (fd: number, done: (err: Error | null) => void) => void;
+  private walFd: number | null = null;
+  private walMode = false;
+  /** Commits waiting for the next WAL fsync, and whether one is running. */
+  private syncWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private syncing = false;
   // Marks async work running inside one of this store's transactions, so a nested
   // tx() fails at once instead of waiting forever behind its own parent in the queue.
   private readonly inTx = new AsyncLocalStorage<true>();
@@ -71,9 +84,17 @@ export class SqliteStore implements Store {
         field: "store.url",
       });
     }
+    this.path = opts.path;
+    this.durability = opts.durability ?? "full";
+    this.syncWal = opts.syncWal ?? ((fd, done) => fdatasync(fd, done));
     try {
-      this.db.pragma("journal_mode = WAL");
-      this.db.pragma(`synchronous = ${opts.durability === "normal" ? "NORMAL" : "FULL"}`);
+      const mode = this.db.pragma("journal_mode = WAL", { simple: true });
+      this.walMode = mode === "wal";
+      // "full" in WAL mode is NORMAL plus our own fdatasync of the WAL after each group
+      // commit, off the event loop (see syncCommitted): SQLite's FULL would block the
+      // process for every fsync. Without a WAL (":memory:"), SQLite's own levels.
+      const own = this.walMode || this.durability === "normal";
+      this.db.pragma(`synchronous = ${own ? "NORMAL" : "FULL"}`);
       this.db.pragma("foreign_keys = ON");
       this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
     } catch (e) {
@@ -83,7 +104,10 @@ export class SqliteStore implements Store {
   }
 
   migrate(): Promise<void> {
-    return this.enqueue(async () => applyMigrations(this.db, SQLITE_MIGRATIONS));
+    return this.enqueue(async () => {
+      applyMigrations(this.db, SQLITE_MIGRATIONS);
+      await this.syncCommitted();
+    });
   }
 
   tx<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
@@ -98,9 +122,13 @@ export class SqliteStore implements Store {
 
   close(): Promise<void> {
     return this.enqueue(async () => {
+      // Commits still waiting for their fsync get it before the file is let go.
+      while (this.syncing || this.syncWaiters.length > 0) await this.syncCommitted().catch(() => undefined);
       this.closed = true;
       this.statements.clear();
       this.db.close();
+      if (this.walFd !== null) closeSync(this.walFd);
+      this.walFd = null;
     });
   }
 
@@ -146,6 +174,7 @@ export class SqliteStore implements Store {
   }
 
   private async runGroup(group: TxJob[]): Promise<void> {
+    const changesBefore = this.totalChanges();
     try {
       this.db.exec("BEGIN IMMEDIATE");
     } catch (e) {
@@ -191,12 +220,75 @@ export class SqliteStore implements Store {
     } else {
       commitError = new MayflyError("internal.error", "the transaction was rolled back by the database");
     }
-    outcomes.forEach((o, i) => {
-      const job = group[i]!;
-      if (!o.ok) job.reject(o.error);
-      else if (commitError) job.reject(commitError);
-      else job.resolve(o.value);
+    // Durable before resolved: the group's callers hear back once an fsync of the WAL that
+    // started after this COMMIT has finished. The next group runs meanwhile.
+    // A group that wrote nothing (the read-only first transaction of an issuance) needs no fsync.
+    const wrote = this.totalChanges() !== changesBefore;
+    const durable =
+      commitError || !wrote || !outcomes.some((o) => o.ok) ? Promise.resolve() : this.syncCommitted();
+    durable.then(
+      () =>
+        outcomes.forEach((o, i) => {
+          const job = group[i]!;
+          if (!o.ok) job.reject(o.error);
+          else if (commitError) job.reject(commitError);
+          else job.resolve(o.value);
+        }),
+      (syncError) =>
+        outcomes.forEach((o, i) => {
+          const job = group[i]!;
+          if (!o.ok) job.reject(o.error);
+          else
+            job.reject(
+              new MayflyError("internal.error", "the commit could not be made durable (fsync failed)", {
+                cause: syncError,
+              }),
+            );
+        }),
+    );
+  }
+
+  /**
+   * Durability "full": resolves after an fdatasync of the WAL that began after every commit
+   * made so far. WAL frames are appended in order and carry cumulative checksums, so after
+   * a power loss the database recovers to a prefix of the commits, and a synced commit is
+   * in it (the guarantee synchronous=FULL gives, minus blocking the process per fsync).
+   * Commits made while one fsync runs share the next. "normal" resolves at once.
+   */
+  private syncCommitted(): Promise<void> {
+    if (this.durability !== "full" || !this.walMode) return Promise.resolve();
+    if (this.walFd === null) {
+      const wal = `${this.path}-wal`;
+      if (!existsSync(wal)) return Promise.resolve(); // nothing committed through a WAL yet
+      this.walFd = openSync(wal, "r");
+      // The WAL's directory entry must survive too, once.
+      const dir = openSync(dirname(wal), "r");
+      try {
+        fsyncSync(dir);
+      } finally {
+        closeSync(dir);
+      }
+    }
+    return new Promise((resolve, reject) => {
+      this.syncWaiters.push({ resolve, reject });
+      if (!this.syncing) this.startSync();
     });
+  }
+
+  private startSync(): void {
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    this.syncing = true;
+    this.syncWal(this.walFd!, (err) => {
+      this.syncing = false;
+      for (const w of waiters) err ? w.reject(err) : w.resolve();
+      if (this.syncWaiters.length > 0) this.startSync();
+    });
+  }
+
+  /** Rows changed by this connection since it opened (sqlite3_total_changes). */
+  private totalChanges(): number {
+    return (this.prepare("SELECT total_changes() AS n").get() as { n: number }).n;
   }
 
   private prepare(sql: string): BetterSqlite3.Statement {
