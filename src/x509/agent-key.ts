@@ -22,6 +22,14 @@ export type AgentKey = AgentKeyType & {
 
 const CURVES: Record<string, "P-256" | "P-384"> = { [OID_P256]: "P-256", [OID_P384]: "P-384" };
 
+// SPKI DER up to and including the uncompressed-point marker 04, as node:crypto exports it.
+const CANONICAL_EC_PREFIX = {
+  "P-256": Buffer.from("3059301306072a8648ce3d020106082a8648ce3d03010703420004", "hex"),
+  "P-384": Buffer.from("3076301006072a8648ce3d020106052b8104002203620004", "hex"),
+} as const;
+/** x || y after the 04. */
+const POINT_OCTETS = { "P-256": 64, "P-384": 96 } as const;
+
 function unsupported(field: string, detail: string): MayflyError {
   return new MayflyError("csr.key_unsupported", detail, { field });
 }
@@ -60,9 +68,28 @@ export function readAgentKey(spkiTlv: Buffer, field: string): AgentKey {
     throw unsupported(`${field}.algorithm`, `key algorithm ${algOid} is not allowed (EC, RSA)`);
   }
 
+  const curve = type.keyType === "ec" ? type.curve : null;
+  const canonicalEc =
+    curve !== null &&
+    spkiTlv.length === CANONICAL_EC_PREFIX[curve].length + POINT_OCTETS[curve] &&
+    spkiTlv.subarray(0, CANONICAL_EC_PREFIX[curve].length).equals(CANONICAL_EC_PREFIX[curve]);
   let publicKey: KeyObject;
   try {
-    publicKey = createPublicKey({ key: spkiTlv, format: "der", type: "spki" });
+    if (canonicalEc) {
+      // The same key through JWK: node:crypto checks the point is on the curve either way,
+      // and its JWK import skips OpenSSL 3's DER decoder (~40% cheaper).
+      const n = POINT_OCTETS[curve] / 2;
+      const xy = spkiTlv.subarray(CANONICAL_EC_PREFIX[curve].length);
+      publicKey = createPublicKey({
+        key: {
+          kty: "EC",
+          crv: curve,
+          x: xy.subarray(0, n).toString("base64url"),
+          y: xy.subarray(n).toString("base64url"),
+        },
+        format: "jwk",
+      });
+    } else publicKey = createPublicKey({ key: spkiTlv, format: "der", type: "spki" });
   } catch (cause) {
     throw new MayflyError("csr.malformed", "the public key does not decode", { field, cause });
   }
@@ -78,8 +105,11 @@ export function readAgentKey(spkiTlv: Buffer, field: string): AgentKey {
     type = { keyType: "rsa", bits };
     return { ...type, publicKey, spki: publicKey.export({ type: "spki", format: "der" }) };
   }
-  // Round-trip through JWK so the point is re-encoded uncompressed, whatever form the
-  // request used: the leaf carries one canonical SPKI per key.
+  // The leaf carries one canonical SPKI per key. The usual request already sends it (named
+  // curve, uncompressed point): node:crypto has decoded and checked the point, and would
+  // export the very same octets, so they are kept. Anything else (a compressed point) is
+  // re-encoded through JWK. Both node:crypto round trips cost ~0.3 ms on OpenSSL 3.
+  if (canonicalEc) return { ...type, publicKey, spki: Buffer.from(spkiTlv) };
   const canonical = createPublicKey({ key: publicKey.export({ format: "jwk" }), format: "jwk" });
   return { ...type, publicKey: canonical, spki: canonical.export({ type: "spki", format: "der" }) };
 }
