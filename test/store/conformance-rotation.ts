@@ -21,7 +21,9 @@ export function rotationTests(store: StoreRef): void {
     it("has exactly one winner among concurrent attempts", async () => {
       await store().tx((tx) => tx.insertCaCertificate(caCertificate("cc02", { slot: "next" })));
       const wins = await Promise.all(
-        Array.from({ length: 32 }, () => store().tx((tx) => tx.compareAndSetCaSlot("cc02", "next", "current"))),
+        Array.from({ length: 32 }, () =>
+          store().tx((tx) => tx.compareAndSetCaSlot("cc02", "next", "current")),
+        ),
       );
       expect(wins.filter(Boolean)).toHaveLength(1);
     });
@@ -59,7 +61,9 @@ export function rotationTests(store: StoreRef): void {
       expect(a && b && c).toBeTruthy();
       expect(a!.seq).toBeLessThan(b!.seq);
       expect(b!.seq).toBeLessThan(c!.seq);
-      expect(await store().tx((tx) => tx.appendCaJournal(entry("intermediate:aa", "prepared", T0 + 9)))).toBeNull();
+      expect(
+        await store().tx((tx) => tx.appendCaJournal(entry("intermediate:aa", "prepared", T0 + 9))),
+      ).toBeNull();
       const list = await store().tx((tx) => tx.listCaJournal());
       expect(list).toEqual([a, b, c]);
       expect(list[0]).toEqual({ ...entry("intermediate:aa", "prepared"), seq: a!.seq });
