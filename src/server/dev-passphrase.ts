@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { SecretRef } from "../config/schema.js";
 
@@ -18,7 +18,18 @@ export async function devPassphrase(
     await readFile(path);
     return { ref: { file: path }, created: false, path };
   } catch {
-    await writeFile(path, `${randomBytes(32).toString("base64url")}\n`, { mode: 0o600, flag: "wx" });
-    return { ref: { file: path }, created: true, path };
+    // Replicas may start together: write a complete temp file, then link() it into place,
+    // which fails if another process got there first, so nobody reads a half-written file.
+    const temp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+    await writeFile(temp, `${randomBytes(32).toString("base64url")}\n`, { mode: 0o600, flag: "wx" });
+    try {
+      await link(temp, path);
+      return { ref: { file: path }, created: true, path };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      return { ref: { file: path }, created: false, path };
+    } finally {
+      await unlink(temp);
+    }
   }
 }

@@ -25,6 +25,17 @@ import { createMetrics } from "./metrics.js";
 import { ownerServices, startSweeper } from "./owners.js";
 import { startTidy } from "./tidy.js";
 
+/** A database URL without its password, for logs. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "redacted";
+    return u.protocol === "sqlite:" ? url : u.toString();
+  } catch {
+    return url.replace(/:\/\/([^:/@]+):[^@]*@/, "://$1:redacted@");
+  }
+}
+
 export interface RunningServer {
   url: string;
   port: number;
@@ -55,7 +66,7 @@ export async function startServer(
 
   const store = await openStore(rc.storeUrl, { durability: config.store.durability });
   await store.migrate();
-  log.info({ store: store.kind, url: rc.storeUrl }, "store ready");
+  log.info({ store: store.kind, url: redactUrl(rc.storeUrl) }, "store ready");
 
   const keyConfig = await keyStoreConfigFor(config.keys, rc.keysDir, async () => {
     if (rc.passphrase) return rc.passphrase;
