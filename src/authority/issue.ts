@@ -9,7 +9,7 @@ import type { Clock, Random } from "../runtime/clock.js";
 import type { Store, StoreTx } from "../store/store.js";
 import type { Agent, Challenge } from "../store/types.js";
 import { checkLeafFast, newSerial, readCsr } from "../x509/index.js";
-import type { CaState } from "./ca-state.js";
+import type { CaState, Issuer } from "./ca-state.js";
 import { recordDenial } from "./deny.js";
 import { issueRequestSchema, parseBody } from "./wire.js";
 
@@ -140,7 +140,7 @@ export async function issueCertificate(deps: IssueDeps, agentId: string, body: u
     });
 
     await store.tx((tx) =>
-      record(tx, deps, { agentId, nonce: req.nonce, now, decision, der, serial, evidence }),
+      record(tx, deps, { agentId, nonce: req.nonce, now, decision, der, serial, evidence, issuer }),
     );
     return {
       der,
@@ -178,6 +178,9 @@ async function record(
     der: Buffer;
     serial: Buffer;
     evidence: EvidenceFacts;
+    // The issuer that signed `der`, captured once: a rotation may swap the current
+    // issuer between signing and recording, and the row must name the real signer.
+    issuer: Issuer;
   },
 ): Promise<void> {
   const { config, clock } = deps;
@@ -198,7 +201,7 @@ async function record(
     checkChallenge(await tx.getChallenge(r.nonce), r.agentId, r.now);
     throw new MayflyError("challenge.consumed", "the challenge was already used", { field: "nonce" });
   }
-  const issuer = deps.ca().issuer;
+  const issuer = r.issuer;
   const fp = createHash("sha256").update(r.der).digest();
   await tx.insertCertificate({
     issuerKeyId: issuer.keyId,
