@@ -20,7 +20,16 @@ export {
 } from "./tpm-quote.js";
 export { tpmCertifyFormat, tpmQuoteFormat };
 
-/** The TPM evidence formats, for `new EvidenceRegistry(tpmFormats())`. */
-export function tpmFormats(opts: TpmFormatOptions = {}): EvidenceFormat[] {
+/** The AK's qualified name recorded at activation (QN(EK -> AK)); null for older rows. */
+export const storedQualifiedSigner: NonNullable<TpmFormatOptions["qualifiedSigner"]> = (device) =>
+  device.akQualifiedName ?? null;
+
+/**
+ * The TPM evidence formats, for `new EvidenceRegistry(tpmFormats())`. By default the
+ * attestation's qualifiedSigner must equal the qualified name stored at activation.
+ */
+export function tpmFormats(
+  opts: TpmFormatOptions = { qualifiedSigner: storedQualifiedSigner },
+): EvidenceFormat[] {
   return [tpmCertifyFormat(opts), tpmQuoteFormat(opts)];
 }
