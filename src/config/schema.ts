@@ -210,7 +210,9 @@ const oidc = z
     path: ["clientIds"],
   });
 
-const claimName = z.string().regex(/^[A-Za-z0-9_:\-/]+(\.[A-Za-z0-9_:\-/]+)*$/, "a claim name or dotted path");
+const claimName = z
+  .string()
+  .regex(/^[A-Za-z0-9_:\-/]+(\.[A-Za-z0-9_:\-/]+)*$/, "a claim name or dotted path");
 const claims = z
   .object({
     subject: claimName.default("sub"),
