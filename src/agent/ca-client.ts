@@ -61,6 +61,10 @@ export interface IssuedCertificate {
   readonly notBefore: string;
   readonly notAfter: string;
   readonly renewAfter: string;
+  /**
+   * The bundle PEM the issuance answer carries. Unsigned: the agent does not trust it or write
+   * it anywhere; trust updates come from signedBundle() through verifyBundleUpdate.
+   */
   readonly bundle: string;
 }
 
@@ -246,6 +250,15 @@ export class CaClient {
     };
   }
 
+  /**
+   * GET /v1/bundle as the CA sent it (JSON, signatures kept), for verifyBundleUpdate
+   * (bundle-verify.ts): nothing in it is trusted until that accepts it.
+   */
+  async signedBundle(): Promise<Record<string, unknown>> {
+    return this.request("GET", "/v1/bundle");
+  }
+
+  /** GET /v1/bundle, parsed but NOT verified (signatures dropped): use signedBundle() for trust. */
   async bundle(): Promise<Bundle> {
     const o = await this.request("GET", "/v1/bundle");
     const entries = (name: string) => {

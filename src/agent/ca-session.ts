@@ -1,7 +1,7 @@
 import { CaClient } from "./ca-client.js";
 
 // A CA client whose TLS trust follows the CA's bundle: the operator's initial trust plus the
-// newest bundle the CA sent (received over a connection that trust authenticated), so a root
+// newest bundle the agent accepted (verified against the trust it held: AgentTrust), so a root
 // rotation at the CA does not cut its agents off. A new client is made when the trust changes.
 
 export class CaSession {
@@ -32,7 +32,7 @@ export class CaSession {
     return this.#client;
   }
 
-  /** Records the bundle the CA sent; true when it differs from the last one. */
+  /** Records a bundle the agent verified; true when it differs from the last one. */
   updateBundle(bundlePem: string): boolean {
     if (normalise(bundlePem) === normalise(this.#latest)) return false;
     this.#latest = bundlePem;

@@ -4,18 +4,13 @@ import { createSecureContext, type SecureContext, type SecureContextOptions, typ
 import type { Clock, Random } from "../runtime/clock.js";
 import type { TpmClient } from "../tpm/client/index.js";
 import type { AgentLog } from "./ak.js";
+import { AgentTrust } from "./bundle-trust.js";
 import { CaSession } from "./ca-session.js";
 import { type Issued, Issuer } from "./issuer.js";
 import { uriSans } from "./relying-party.js";
 import { Renewer, type RenewerResult, type Sleep } from "./renewer.js";
 import { realSleep } from "./sleep.js";
-import {
-  type EnrolmentState,
-  LATEST_TRUST_FILE,
-  readCaTrust,
-  requireState,
-  writeStateFile,
-} from "./state.js";
+import { type EnrolmentState, requireState } from "./state.js";
 
 // A Node agent's own identity, in memory: a bound key per renewal (it never touches disk),
 // the certificate, its chain and the trust bundle, renewed in the background. secureContext()
@@ -55,8 +50,13 @@ export interface AgentIdentityOptions {
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
   readonly minDelayMs?: number;
-  /** Told about every new certificate before `rotated` fires (e.g. to store its bundle). */
+  /** Told about every new certificate before `rotated` fires. */
   readonly onIssued?: (issued: Issued) => Promise<void>;
+  /**
+   * The trust bundle (PEM) to verify peers with, read at each renewal: a bundle the agent
+   * verified (AgentTrust.trustedPem), never the issuance answer's unsigned one.
+   */
+  readonly trustBundle: () => string;
 }
 
 function spiffeIdOf(certPem: string): string {
@@ -66,7 +66,13 @@ function spiffeIdOf(certPem: string): string {
 export class AgentIdentity extends EventEmitter {
   readonly #renewer: Renewer;
   readonly #onIssued: AgentIdentityOptions["onIssued"];
-  #current: { issued: Issued; context: SecureContext; options: SecureContextOptions } | null = null;
+  readonly #trustBundle: () => string;
+  #current: {
+    issued: Issued;
+    bundle: string;
+    context: SecureContext;
+    options: SecureContextOptions;
+  } | null = null;
   #firstIssued: (() => void) | null = null;
   /** Resolves when the renewal loop has ended (stop(), or a terminal denial). */
   readonly closed: Promise<RenewerResult>;
@@ -74,6 +80,7 @@ export class AgentIdentity extends EventEmitter {
   private constructor(o: AgentIdentityOptions, first: { resolve: () => void }) {
     super();
     this.#onIssued = o.onIssued;
+    this.#trustBundle = o.trustBundle;
     this.#firstIssued = first.resolve;
     this.#renewer = new Renewer({
       issue: o.issue,
@@ -115,13 +122,16 @@ export class AgentIdentity extends EventEmitter {
   async #install(issued: Issued): Promise<void> {
     if (!issued.privateKey) throw new TypeError("an identity needs a key Node can hold (bound mode)");
     await this.#onIssued?.(issued);
+    const bundle = this.#trustBundle();
+    if (!bundle.includes("-----BEGIN CERTIFICATE-----"))
+      throw new TypeError("no trust bundle to verify peers with");
     const options: SecureContextOptions = {
       key: issued.privateKey.export({ type: "pkcs8", format: "pem" }),
       cert: issued.certificate + issued.chain.join(""),
-      ca: issued.bundle,
+      ca: bundle,
       minVersion: "TLSv1.2",
     };
-    this.#current = { issued, context: createSecureContext(options), options };
+    this.#current = { issued, bundle, context: createSecureContext(options), options };
     if (this.#firstIssued) {
       this.#firstIssued();
       this.#firstIssued = null;
@@ -145,7 +155,7 @@ export class AgentIdentity extends EventEmitter {
   }
 
   snapshot(): IdentitySnapshot {
-    const i = this.#now().issued;
+    const { issued: i, bundle } = this.#now();
     return {
       spiffeId: spiffeIdOf(i.certificate),
       serial: i.serial,
@@ -153,7 +163,7 @@ export class AgentIdentity extends EventEmitter {
       notAfter: i.notAfter,
       certificate: i.certificate,
       chain: [...i.chain],
-      bundle: i.bundle,
+      bundle,
       keyResidency: i.keyResidency,
     };
   }
@@ -197,11 +207,18 @@ export interface TpmIdentityOptions {
 /**
  * The identity of an agent on an enrolled device: bound keys in memory, quoted by the
  * device's AK, renewed against the CA the device enrolled with. The CA's trust follows the
- * bundles it sends (kept in the state directory, like `mayfly agent run` does).
+ * signed bundles it publishes, each verified against the trust held before it is used for the
+ * CA connection or the secureContext's CA list (kept in the state directory, like
+ * `mayfly agent run` does; a refused bundle is logged and the old trust kept).
  */
 export async function startAgentIdentity(o: TpmIdentityOptions): Promise<AgentIdentity> {
   const state: EnrolmentState = await requireState(o.stateDir);
-  const session = new CaSession({ url: state.caUrl, initialTrust: await readCaTrust(o.stateDir) });
+  const trust = await AgentTrust.open(o.stateDir, o.log);
+  const session = new CaSession({
+    url: state.caUrl,
+    initialTrust: trust.initialPem,
+    latestBundle: trust.trustedPem,
+  });
   const issuer = new Issuer({
     tpm: o.tpm,
     state,
@@ -215,12 +232,12 @@ export async function startAgentIdentity(o: TpmIdentityOptions): Promise<AgentId
   try {
     const id = await AgentIdentity.start({
       ...rest,
-      issue: () => issuer.issue(),
-      onIssued: async (issued) => {
-        if (session.updateBundle(issued.bundle)) {
-          await writeStateFile(o.stateDir, LATEST_TRUST_FILE, issued.bundle);
-        }
+      issue: async () => {
+        const r = await trust.refresh(session.client(), o.clock.now());
+        if (r.status === "accepted") session.updateBundle(trust.trustedPem);
+        return issuer.issue();
       },
+      trustBundle: () => trust.trustedPem,
     });
     void id.closed.finally(() => session.close());
     return id;

@@ -5,6 +5,8 @@
 export { type Clock, type Random, systemClock, systemRandom } from "../runtime/clock.js";
 export { TPM_KEY_KINDS, TpmClient, type TpmKeyKind } from "../tpm/client/index.js";
 export * from "./ak.js";
+export * from "./bundle-trust.js";
+export * from "./bundle-verify.js";
 export * from "./ca-client.js";
 export * from "./ca-session.js";
 export * from "./csr.js";

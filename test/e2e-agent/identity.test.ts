@@ -207,15 +207,18 @@ describe("the renewal loop under an injected clock", () => {
 });
 
 describe("trust bundle changes", () => {
-  it("a changed bundle is written to bundle.pem and the state, and trusted for the CA from then on", async () => {
-    const { readFileSync } = await import("node:fs");
-    const { CaSession, LATEST_TRUST_FILE, readCaTrust, writeStateFile } = await import(
+  it("the issuance answer's unsigned bundle is never trusted: bundle.pem and the CA's TLS trust come from the verified /v1/bundle", async () => {
+    const { readFileSync, writeFileSync } = await import("node:fs");
+    const { AgentTrust, CaSession, INITIAL_TRUST_FILE, readCaTrust } = await import(
       "../../src/agent/index.js"
     );
     const agent = await seedAgentOnDevice(env.ca, state.deviceId);
     const dir = mkdtempSync(join(env.work, "bundle-"));
     const sdir = mkdtempSync(join(env.work, "bundle-state-"));
-    const session = new CaSession({ url: env.ca.url, initialTrust: env.ca.rootPem });
+    writeFileSync(join(sdir, INITIAL_TRUST_FILE), env.ca.rootPem, { mode: 0o600 });
+    const lines: string[] = [];
+    const trust = await AgentTrust.open(sdir, (_l, m) => lines.push(m));
+    const session = new CaSession({ url: env.ca.url, initialTrust: trust.initialPem });
     const issuer = new Issuer({
       tpm: env.tpm,
       state,
@@ -223,22 +226,20 @@ describe("trust bundle changes", () => {
       agentId: agent.agentId,
       mode: "bound",
     });
-    // A "next" root published mid-run (as during a CA rotation): from the third issuance on,
-    // the CA's answer carries one more root than before.
+    // From the third issuance on, the answer's own (unsigned) bundle carries a stranger's root:
+    // the agent must ignore it.
     const other = await startTestCa();
-    const nextRoot = other.rootPem;
+    const strangerRoot = other.rootPem;
     await other.close();
     let n = 0;
-    const lines: string[] = [];
     const renewer = new Renewer({
       issue: async () => {
+        const r = await trust.refresh(session.client(), env.ca.clock.now());
+        if (r.status === "accepted") session.updateBundle(trust.trustedPem);
         const c = await issuer.issue();
-        return ++n >= 3 ? { ...c, bundle: c.bundle + nextRoot } : c;
+        return ++n >= 3 ? { ...c, bundle: c.bundle + strangerRoot } : c;
       },
-      onIssued: async (c) => {
-        if (session.updateBundle(c.bundle)) await writeStateFile(sdir, LATEST_TRUST_FILE, c.bundle);
-        await writeIssued(dir, c);
-      },
+      onIssued: (c) => writeIssued(dir, c, { bundle: trust.pem }),
       clock: env.ca.clock,
       random: seededRandom("bundle"),
       sleep: async (ms) => env.ca.clock.advance(ms),
@@ -246,10 +247,10 @@ describe("trust bundle changes", () => {
       maxIssuances: 4,
     });
     expect((await renewer.run()).reason).toBe("done");
-    expect(readFileSync(join(dir, "bundle.pem"), "utf8")).toBe(env.ca.bundlePem + nextRoot);
-    expect(await readCaTrust(sdir).catch(() => "")).toContain(nextRoot.trim());
-    // The session was rebuilt with the new trust, and still reaches the CA (4th issuance).
-    expect(session.trust).toContain(nextRoot.trim());
+    expect(readFileSync(join(dir, "bundle.pem"), "utf8")).toBe(env.ca.bundlePem);
+    expect(await readCaTrust(sdir)).not.toContain(strangerRoot.trim());
+    expect(session.trust).not.toContain(strangerRoot.trim());
+    expect(lines.filter((l) => l.startsWith("trust bundle accepted")).length).toBe(1);
     expect(lines.filter((l) => l.startsWith("certificate ")).length).toBe(4);
     session.close();
   });

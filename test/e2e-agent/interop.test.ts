@@ -62,7 +62,8 @@ beforeAll(async () => {
   ] as const) {
     dirs[mode] = join(env.work, mode);
     const issuer = new Issuer({ tpm: env.tpm, state, client: () => env.client, agentId, mode });
-    await writeIssued(dirs[mode], await issuer.issue());
+    // bundle.pem comes from a verified bundle only (AgentTrust); here, the CA's own.
+    await writeIssued(dirs[mode], await issuer.issue(), { bundle: env.ca.bundlePem });
   }
   tpmHandle = readFileSync(join(dirs.tpm, "key.handle"), "utf8").trim();
   const never: Sleep = (_ms, signal) => new Promise((r) => signal.addEventListener("abort", () => r()));

@@ -4,25 +4,23 @@ import type { Command } from "commander";
 import {
   AGENT_CODES,
   AgentError,
+  AgentTrust,
   CaSession,
   claimKeyHandles,
   hexHandle,
   Issuer,
   type KeyMode,
-  LATEST_TRUST_FILE,
   OUT_FILES,
   openTpm,
   parseHandle,
   parseTpmSpec,
   Renewer,
-  readCaTrust,
   realSleep,
   requireState,
   runHook,
   TPM_KEY_KINDS,
   type TpmKeyKind,
   writeIssued,
-  writeStateFile,
 } from "../../agent/index.js";
 import { systemClock, systemRandom } from "../../runtime/clock.js";
 import { EXIT } from "../exit-codes.js";
@@ -103,7 +101,14 @@ async function runAction(o: RunOpts): Promise<number> {
   }
   const log = stderrLog(systemClock, o.quiet);
   const tpm = openTpm(parseTpmSpec(o.tpm ?? state.tpm), systemRandom);
-  const session = new CaSession({ url: state.caUrl, initialTrust: await readCaTrust(stateDir) });
+  // The CA's trust bundle is taken only when it verifies against the trust held (AgentTrust):
+  // fetched before each issuance (so at start too), never from the issuance answer.
+  const trust = await AgentTrust.open(stateDir, log);
+  const session = new CaSession({
+    url: state.caUrl,
+    initialTrust: trust.initialPem,
+    latestBundle: trust.trustedPem,
+  });
   const issuer = new Issuer({
     tpm,
     state,
@@ -121,14 +126,15 @@ async function runAction(o: RunOpts): Promise<number> {
     `agent ${o.agent} on device ${state.deviceId}: renewing with ${state.caUrl}, ${mode} keys, files in ${out}`,
   );
   const renewer = new Renewer({
-    issue: () => issuer.issue(),
+    issue: async () => {
+      const r = await trust.refresh(session.client(), systemClock.now());
+      if (r.status === "accepted") session.updateBundle(trust.trustedPem);
+      return issuer.issue();
+    },
     onIssued: async (c) => {
-      if (session.updateBundle(c.bundle)) {
-        await writeStateFile(stateDir, LATEST_TRUST_FILE, c.bundle);
-      }
       const before = await readFile(join(out, OUT_FILES.bundle), "utf8").catch(() => null);
-      await writeIssued(out, c);
-      if (before !== null && before.trim() !== c.bundle.trim())
+      await writeIssued(out, c, { bundle: trust.pem });
+      if (before !== null && trust.pem && before !== trust.pem)
         log("info", "the trust bundle changed: bundle.pem updated");
       if (c.keyResidency === "tpm")
         log("info", `the key lives in the TPM at ${hexHandle(c.keyHandle!)} (key.handle)`);
