@@ -47,7 +47,7 @@ export interface AgentEnv {
 
 export async function startAgentEnv(
   seed: string,
-  opts: { tcp?: boolean; lifetime?: string; maxLifetime?: string } = {},
+  opts: { tcp?: boolean; lifetime?: string; maxLifetime?: string; extraConfig?: string } = {},
 ): Promise<AgentEnv> {
   const work = mkdtempSync(join(tmpdir(), "mayfly-e2e-agent-"));
   const closers: Array<() => Promise<void> | void> = [() => rmSync(work, { recursive: true, force: true })];
@@ -59,7 +59,9 @@ export async function startAgentEnv(
     closers.push(() => sw.stop());
     const tpm = clientFor(sw, seed);
     closers.push(() => tpm.close());
-    const ca = await startTestCa(AGENT_CA_CONFIG(swtpmTrustDir(sw, work), opts.lifetime, opts.maxLifetime));
+    const ca = await startTestCa(
+      AGENT_CA_CONFIG(swtpmTrustDir(sw, work), opts.lifetime, opts.maxLifetime) + (opts.extraConfig ?? ""),
+    );
     closers.push(() => ca.close());
     const client = new CaClient({ url: ca.url, ca: ca.rootPem });
     closers.push(() => client.close());
