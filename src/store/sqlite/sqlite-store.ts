@@ -176,7 +176,7 @@ export class SqliteStore implements Store {
   private async runGroup(group: TxJob[]): Promise<void> {
     const changesBefore = this.totalChanges();
     try {
-      this.db.exec("BEGIN IMMEDIATE");
+      this.control("BEGIN IMMEDIATE");
     } catch (e) {
       const err = mapSqliteError(e, "begin");
       for (const j of group) j.reject(err);
@@ -194,16 +194,16 @@ export class SqliteStore implements Store {
       }
       const tx = new SqliteTx((sql) => this.prepare(sql));
       try {
-        if (!single) this.db.exec("SAVEPOINT g");
+        if (!single) this.control("SAVEPOINT g");
         const value = await this.inTx.run(true, () => job.fn(tx));
         tx.end();
-        if (!single) this.db.exec("RELEASE g");
+        if (!single) this.control("RELEASE g");
         outcomes.push({ ok: true, value });
       } catch (e) {
         tx.end();
         if (!single && this.db.inTransaction) {
-          this.db.exec("ROLLBACK TO g");
-          this.db.exec("RELEASE g");
+          this.control("ROLLBACK TO g");
+          this.control("RELEASE g");
         }
         outcomes.push({ ok: false, error: mapSqliteError(e, "commit") });
       }
@@ -211,11 +211,11 @@ export class SqliteStore implements Store {
     let commitError: unknown = null;
     if (this.db.inTransaction) {
       try {
-        if (single && !outcomes[0]?.ok) this.db.exec("ROLLBACK");
-        else this.db.exec("COMMIT");
+        if (single && !outcomes[0]?.ok) this.control("ROLLBACK");
+        else this.control("COMMIT");
       } catch (e) {
         commitError = mapSqliteError(e, "commit");
-        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+        if (this.db.inTransaction) this.control("ROLLBACK");
       }
     } else {
       commitError = new MayflyError("internal.error", "the transaction was rolled back by the database");
@@ -284,6 +284,13 @@ export class SqliteStore implements Store {
       for (const w of waiters) err ? w.reject(err) : w.resolve();
       if (this.syncWaiters.length > 0) this.startSync();
     });
+  }
+
+  /** A transaction-control statement, prepared once (db.exec would compile it every time). */
+  private control(
+    sql: "BEGIN IMMEDIATE" | "SAVEPOINT g" | "RELEASE g" | "ROLLBACK TO g" | "ROLLBACK" | "COMMIT",
+  ) {
+    this.prepare(sql).run();
   }
 
   /** Rows changed by this connection since it opened (sqlite3_total_changes). */
