@@ -1,0 +1,200 @@
+// One load process of the bench (forked by run.ts; several run side by side so the client
+// does not starve). It waits for a `run` message, drives its share of the concurrency for
+// the given time, and answers with counts and latencies. Per Mayfly issuance it does what a
+// real agent does per issuance: a challenge, a fresh TPM key (simulated), TPM2_Certify by
+// the AK over SHA-256(nonce || SPKI), a CSR signed by the new key, the certificate request,
+// through the agent library's CaClient. Per cfssl request: a fresh P-256 key and CSR,
+// POST /api/v1/cfssl/sign. Only device enrolment (EK/AK, activation) happened beforehand.
+import { createPrivateKey, type KeyObject, sign } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { Agent, request } from "node:https";
+import { CaClient } from "../../src/agent/ca-client.js";
+import { certificationRequestInfo } from "../../src/agent/csr.js";
+import { bindingDigest } from "../../src/evidence/binding.js";
+import { objectName } from "../../src/tpm/index.js";
+import { unmarshalTpm2bPublic } from "../../src/tpm/public.js";
+import { bitString, oid, sequence } from "../../src/x509/der.js";
+import { certify, createKey, p256Key, type SimAk } from "./sim-tpm.js";
+
+export interface DeviceLine {
+  agentId: string;
+  akPkcs8: string;
+  akTpm2b: string;
+  akQn: string;
+}
+
+export type RunMessage = {
+  cmd: "run";
+  target: "mayfly" | "cfssl";
+  url: string;
+  caPem: string;
+  concurrency: number;
+  durationMs: number;
+  warmupMs: number;
+};
+
+export interface RunResult {
+  completed: number;
+  requests: number;
+  errors: number;
+  firstError: string | null;
+  /** Latency of each completed issuance measured after warm-up, microseconds. */
+  latencies: number[];
+  elapsedMs: number;
+}
+
+interface Agentish {
+  agentId: string;
+  ak: SimAk;
+}
+
+function loadDevices(path: string, slot: number, slots: number): Agentish[] {
+  const lines = readFileSync(path, "utf8").split("\n").filter(Boolean);
+  const out: Agentish[] = [];
+  lines.forEach((l, i) => {
+    if (i % slots !== slot) return;
+    const d = JSON.parse(l) as DeviceLine;
+    const tpm2b = Buffer.from(d.akTpm2b, "base64url");
+    const pub = unmarshalTpm2bPublic(tpm2b);
+    out.push({
+      agentId: d.agentId,
+      ak: {
+        pub,
+        privateKey: createPrivateKey({
+          key: Buffer.from(d.akPkcs8, "base64url"),
+          format: "der",
+          type: "pkcs8",
+        }),
+        tpm2b,
+        name: objectName(pub),
+        qualifiedName: Buffer.from(d.akQn, "base64url"),
+      },
+    });
+  });
+  return out;
+}
+
+const b64 = (b: Buffer): string => b.toString("base64url");
+
+const ECDSA_SHA256 = sequence(oid("1.2.840.10045.4.3.2"));
+
+/**
+ * PKCS#10 for a P-256 key, signed by it: the agent library's layout (certificationRequestInfo,
+ * ecdsa-with-SHA256 without parameters), without buildCsr's re-import of the SPKI to pick
+ * the algorithm, which the load tool knows. The same for both servers.
+ */
+function csrFor(spki: Buffer, privateKey: KeyObject): Buffer {
+  const tbs = certificationRequestInfo(spki);
+  return sequence(tbs, ECDSA_SHA256, bitString(sign("sha256", tbs, privateKey)));
+}
+
+async function mayflyIssue(client: CaClient, a: Agentish): Promise<void> {
+  const { nonce } = await client.challenge(a.agentId);
+  const key = createKey();
+  const evidence = certify(a.ak, key, bindingDigest(nonce, key.spki));
+  const csr = csrFor(key.spki, key.privateKey);
+  await client.requestCertificate(a.agentId, {
+    csr,
+    nonce,
+    attestation: {
+      format: "tpm-certify",
+      keyPublic: b64(key.tpm2b),
+      certifyInfo: b64(evidence.attest),
+      signature: b64(evidence.signature),
+    },
+  });
+}
+
+function toPem(der: Buffer, label: string): string {
+  const lines = der.toString("base64").match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
+}
+
+function cfsslSign(agent: Agent, url: string, csrPem: string): Promise<void> {
+  const payload = Buffer.from(JSON.stringify({ certificate_request: csrPem }));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${url}/api/v1/cfssl/sign`,
+      {
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", "content-length": payload.length },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("error", reject);
+        res.on("end", () => {
+          const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
+            success?: boolean;
+            result?: { certificate?: string };
+            errors?: unknown;
+          };
+          if (res.statusCode !== 200 || !body.success || !body.result?.certificate) {
+            reject(new Error(`cfssl: HTTP ${res.statusCode} ${JSON.stringify(body.errors)}`));
+          } else resolve();
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
+async function cfsslIssue(agent: Agent, url: string): Promise<void> {
+  const { privateKey, spki } = p256Key();
+  const csr = csrFor(spki, privateKey);
+  await cfsslSign(agent, url, toPem(csr, "CERTIFICATE REQUEST"));
+}
+
+async function run(m: RunMessage, agents: Agentish[]): Promise<RunResult> {
+  const client = new CaClient({ url: m.url, ca: m.caPem });
+  const agent = new Agent({ ca: m.caPem, keepAlive: true, minVersion: "TLSv1.2" });
+  const start = performance.now();
+  const measureFrom = start + m.warmupMs;
+  const stopAt = measureFrom + m.durationMs;
+  const r: RunResult = {
+    completed: 0,
+    requests: 0,
+    errors: 0,
+    firstError: null,
+    latencies: [],
+    elapsedMs: 0,
+  };
+  let next = 0;
+  const loop = async () => {
+    while (performance.now() < stopAt) {
+      const t0 = performance.now();
+      const a = agents[next++ % agents.length]!;
+      try {
+        if (m.target === "mayfly") await mayflyIssue(client, a);
+        else await cfsslIssue(agent, m.url);
+        const t1 = performance.now();
+        if (t0 >= measureFrom && t1 <= stopAt) {
+          r.completed++;
+          r.requests += m.target === "mayfly" ? 2 : 1;
+          r.latencies.push(Math.round((t1 - t0) * 1000));
+        }
+      } catch (e) {
+        r.errors++;
+        r.firstError ??= e instanceof Error ? `${e.message}` : String(e);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: m.concurrency }, loop));
+  r.elapsedMs = m.durationMs;
+  client.close();
+  agent.destroy();
+  return r;
+}
+
+const [devicesPath, slot, slots] = process.argv.slice(2);
+const agents = loadDevices(devicesPath!, Number(slot), Number(slots));
+process.on("message", (m: RunMessage | { cmd: "exit" }) => {
+  if (m.cmd === "exit") process.exit(0);
+  run(m, agents).then(
+    (r) => process.send!({ ok: true, result: r }),
+    (e) => process.send!({ ok: false, error: String(e) }),
+  );
+});
+process.send!({ ready: true, agents: agents.length });
