@@ -1,15 +1,17 @@
-import { createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
-import { flattenedVerify } from "jose";
+import { createPublicKey, type KeyObject, verify, X509Certificate } from "node:crypto";
 import { canonicalJson } from "../audit/canonical.js";
 import { type ErrorCode, MayflyError } from "../errors/index.js";
-import { X509Certificate as PeculiarX509, SubjectKeyIdentifierExtension } from "../x509/peculiar.js";
+import { contextTag, TAG_BOOLEAN, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE } from "../x509/der.js";
+import { DerReader } from "../x509/der-reader.js";
 
 // Accepting a trust bundle update (GET /v1/bundle) only if it chains from the trust already
 // held: at least one root the holder trusts signed it (a detached JWS over the canonical JSON
 // of every member but `signatures`; README "Rotation"), its sequence is not lower than the
 // one held, and a root the holder does not know yet is accepted only when a trusted root
 // cross-signed it and it signed the bundle itself. Pure: no I/O, no server code; the caller
-// fetches the bundle and writes the files.
+// fetches the bundle and writes the files. node:crypto only (the agent library names no
+// package: test/e2e-tpm/agent-library.test.ts): the detached JWS is checked as RFC 7515/7518
+// say, with the algorithm bound to the key's type and curve.
 
 export const BUNDLE_JWS_TYPE = "mayfly-bundle+jws";
 const ALGORITHMS = ["ES256", "ES384", "RS256"] as const;
@@ -71,10 +73,63 @@ export function trustFromPem(pem: string, trustDomain: string): BundleTrust {
   return { trustDomain, sequence: 0, roots };
 }
 
+const OID_SKI = "2.5.29.14";
+
 /** The SubjectKeyIdentifier (hex) as the certificate carries it: Mayfly's id for a CA. */
 function skiOf(c: X509Certificate): string {
-  const ski = new PeculiarX509(c.raw).getExtension(SubjectKeyIdentifierExtension)?.keyId;
-  return ski ? ski.toLowerCase() : fail("bundle.malformed", "a root has no subject key identifier");
+  let ski: Buffer | null = null;
+  try {
+    const tbs = new DerReader(c.raw, "bundle.malformed", "Certificate")
+      .enter(TAG_SEQUENCE, "Certificate")
+      .enter(TAG_SEQUENCE, "tbsCertificate");
+    tbs.optional(contextTag(0, true), "version");
+    tbs.expect(TAG_INTEGER, "serialNumber");
+    for (const f of ["signature", "issuer", "validity", "subject", "subjectPublicKeyInfo"]) {
+      tbs.expect(TAG_SEQUENCE, f);
+    }
+    tbs.optional(contextTag(1, false), "issuerUniqueID");
+    tbs.optional(contextTag(2, false), "subjectUniqueID");
+    const extsTag = tbs.optional(contextTag(3, true), "extensions");
+    const exts = extsTag ? tbs.child(extsTag, "extensions").enter(TAG_SEQUENCE, "extensions") : null;
+    while (exts && !exts.atEnd()) {
+      const ext = exts.enter(TAG_SEQUENCE, "Extension");
+      const id = ext.oid("Extension.extnID");
+      ext.optional(TAG_BOOLEAN, "Extension.critical");
+      const value = ext.expect(TAG_OCTET_STRING, "Extension.extnValue").content;
+      if (id === OID_SKI) {
+        ski = new DerReader(value, "bundle.malformed", "subjectKeyIdentifier").expect(
+          TAG_OCTET_STRING,
+          "SubjectKeyIdentifier",
+        ).content;
+      }
+    }
+  } catch {
+    ski = null;
+  }
+  return ski && ski.length > 0
+    ? ski.toString("hex")
+    : fail("bundle.malformed", "a root has no subject key identifier");
+}
+
+/** A JWS signature check (RFC 7518 §3.3, §3.4) with the algorithm bound to the key. */
+function jwsVerify(alg: unknown, key: KeyObject, input: Buffer, signature: Buffer): boolean {
+  const d = key.asymmetricKeyDetails;
+  try {
+    if (alg === "ES256" || alg === "ES384") {
+      const curve = alg === "ES256" ? "prime256v1" : "secp384r1";
+      if (key.asymmetricKeyType !== "ec" || d?.namedCurve !== curve) return false;
+      if (signature.length !== (alg === "ES256" ? 64 : 96)) return false;
+      const hash = alg === "ES256" ? "sha256" : "sha384";
+      return verify(hash, input, { key, dsaEncoding: "ieee-p1363" }, signature);
+    }
+    if (alg === "RS256") {
+      if (key.asymmetricKeyType !== "rsa" || (d?.modulusLength ?? 0) < 2048) return false;
+      return verify("sha256", input, key, signature);
+    }
+  } catch {
+    return false;
+  }
+  return false;
 }
 
 type Json = Record<string, unknown>;
@@ -132,8 +187,7 @@ function parse(b: unknown): Parsed {
 }
 
 function within(c: X509Certificate, now: number): boolean {
-  const p = new PeculiarX509(c.raw);
-  return p.notBefore.getTime() <= now && now <= p.notAfter.getTime();
+  return Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
 }
 
 /**
@@ -190,14 +244,19 @@ export async function verifyBundleUpdate(
     const trusted = trustedKeys.get(kid);
     const key = trusted ?? bundleKeys.get(kid);
     if (!key) continue;
-    try {
-      await flattenedVerify({ protected: s.protected, payload, signature: s.signature }, key, {
-        algorithms: [...ALGORITHMS],
-      });
-      signedBy.add(kid);
-    } catch {
-      if (trusted) trustedSignatureFailed = true;
-    }
+    const alg = header.alg;
+    const ok =
+      (ALGORITHMS as readonly unknown[]).includes(alg) &&
+      (header.crit === undefined || (Array.isArray(header.crit) && header.crit.length === 0)) &&
+      /^[A-Za-z0-9_-]+$/.test(s.signature) &&
+      jwsVerify(
+        alg,
+        key,
+        Buffer.from(`${s.protected}.${payload}`, "ascii"),
+        Buffer.from(s.signature, "base64url"),
+      );
+    if (ok) signedBy.add(kid);
+    else if (trusted) trustedSignatureFailed = true;
   }
   const trustedSigners = [...signedBy].filter((id) => trustedKeys.has(id));
   if (trustedSigners.length === 0) {
