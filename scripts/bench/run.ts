@@ -8,6 +8,7 @@ import { type ChildProcess, fork } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { openStore } from "../../src/store/open.js";
 import type { RunMessage, RunResult } from "./load-worker.js";
 import { cpuMicros, processTree, rssBytes } from "./procfs.js";
@@ -237,6 +238,15 @@ async function scalePhase(clients: Client[], mayfly: Running & { dbPath: string 
   const out = [
     `Scale of state: ${seeded.agents.toLocaleString()} agents, ${seeded.certificates.toLocaleString()} certificate rows`,
   ];
+  // Batches of the retention job at the server's size, timed from here before the load.
+  const store = await openStore(mayfly.dbPath, { durability: "full", migrate: false });
+  const cutoff = Date.now() - 7 * 86_400_000;
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    const n = await store.tx((tx) => tx.deleteCertificatesExpiredBefore(cutoff, 500));
+    out.push(`  tidy batch ${i + 1}: deleted ${n} expired rows in ${(performance.now() - t).toFixed(0)} ms`);
+  }
+  await store.close();
   for (const conc of CONCS) {
     const r = await runCase(clients, mayfly, "mayfly", conc, 0);
     say(line(r));
@@ -245,17 +255,14 @@ async function scalePhase(clients: Client[], mayfly: Running & { dbPath: string 
         `${r.cpuUs.toFixed(0)} µs CPU/iss, RSS ${r.rssMb.toFixed(0)} MiB (all server processes)`,
     );
   }
-  // One batch of the retention job, as the server's timer runs it, timed from here.
-  const store = await openStore(mayfly.dbPath, { durability: "full", migrate: false });
-  const cutoff = Date.now() - 7 * 86_400_000;
-  for (let i = 0; i < 2; i++) {
-    const t = performance.now();
-    const n = await store.tx((tx) => tx.deleteCertificatesExpiredBefore(cutoff, 10_000));
-    out.push(
-      `  tidy batch ${i + 1}: deleted ${n} rows expired before now-7d in ${(performance.now() - t).toFixed(0)} ms`,
-    );
-  }
-  await store.close();
+  const db = new Database(mayfly.dbPath, { readonly: true });
+  const expired = db.prepare("SELECT COUNT(*) AS n FROM certificates WHERE not_after < ?");
+  out.push(
+    `  expired rows left after the runs (the server's tidy job deletes them every minute): ${
+      (expired.get(Date.now() - 7 * 86_400_000) as { n: number }).n
+    }`,
+  );
+  db.close();
   return out;
 }
 

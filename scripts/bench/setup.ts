@@ -121,7 +121,7 @@ export async function enrolDevices(o: {
 /**
  * Grows the store to `agents` agents and `certificates` certificate rows with direct SQL
  * (one prepared INSERT, 50,000 rows a transaction). Certificates are spread over the last
- * 14 days, so about half are older than the default 7-day retention.
+ * 7 days (within the default retention), one in 50 a day past it, for the tidy job.
  */
 export function seedScale(o: {
   dbPath: string;
@@ -177,7 +177,11 @@ export function seedScale(o: {
   for (let i = haveCerts; i < o.certificates; ) {
     db.transaction(() => {
       for (let k = 0; k < BATCH && i < o.certificates; k++, i++) {
-        const created = now - Math.floor(Math.random() * 14 * DAY);
+        // 98% within the retention, 2% past it: a steady state plus a backlog for the tidy job.
+        const created =
+          i % 50 === 0
+            ? now - 8 * DAY - Math.floor(Math.random() * DAY)
+            : now - Math.floor(Math.random() * 6.9 * DAY);
         const serial = randomBytes(16);
         serial[0] = (serial[0]! & 0x7f) | 0x40;
         insCert.run(

@@ -8,9 +8,12 @@ export interface TidyOptions {
   log: Logger;
   /** store.certificateRetention: rows are kept this long after their notAfter. */
   certificateRetention: number;
-  /** Rows per transaction; small, so issuance never waits long behind the write lock. */
+  /**
+   * Rows per transaction (default 500): small, so issuance never waits long behind the write
+   * lock (a row costs ~0.1 ms to delete with its four index entries).
+   */
   batch?: number;
-  /** Batches per run; what is left waits for the next run. */
+  /** Batches per run (default 200, so 100,000 rows a minute); what is left waits for the next run. */
   maxBatches?: number;
 }
 
@@ -21,13 +24,13 @@ export interface TidyOptions {
  * without bound). Returns how many certificate rows were deleted.
  */
 export async function tidyOnce(o: TidyOptions): Promise<number> {
-  const batch = o.batch ?? 2000;
+  const batch = o.batch ?? 500;
   const now = o.clock.now();
   const challenges = await o.store.tx((tx) => tx.deleteExpiredChallenges(now));
   if (challenges > 0) o.log.debug({ deleted: challenges }, "expired challenges deleted");
   const before = now - o.certificateRetention;
   let total = 0;
-  for (let i = 0; i < (o.maxBatches ?? 100); i++) {
+  for (let i = 0; i < (o.maxBatches ?? 200); i++) {
     const n = await o.store.tx((tx) => tx.deleteCertificatesExpiredBefore(before, batch));
     total += n;
     if (n < batch) break;

@@ -27,6 +27,9 @@ export interface SqliteStoreOptions {
   syncWal?: (fd: number, done: (err: Error | null) => void) => void;
 }
 
+/** Bytes a reset WAL is truncated to (PRAGMA journal_size_limit). */
+export const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
+
 /** At most this many transactions share one BEGIN ... COMMIT (one fsync). */
 export const GROUP_COMMIT_MAX = 128;
 
@@ -96,6 +99,9 @@ export class SqliteStore implements Store {
       const own = this.walMode || this.durability === "normal";
       this.db.pragma(`synchronous = ${own ? "NORMAL" : "FULL"}`);
       this.db.pragma("foreign_keys = ON");
+      // A WAL that a long reader kept from being reset grows; once a checkpoint does reset
+      // it, it is cut back to this size instead of keeping its high-water mark on disk.
+      this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
       this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
     } catch (e) {
       this.db.close();
