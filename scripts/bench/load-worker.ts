@@ -75,6 +75,7 @@ function loadDevices(path: string, slot: number, slots: number): Agentish[] {
 }
 
 const b64 = (b: Buffer): string => b.toString("base64url");
+const REQUEST_TIMEOUT_MS = 15_000;
 
 const ECDSA_SHA256 = sequence(oid("1.2.840.10045.4.3.2"));
 
@@ -125,17 +126,21 @@ function cfsslSign(agent: Agent, url: string, csrPem: string): Promise<void> {
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("error", reject);
         res.on("end", () => {
-          const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
-            success?: boolean;
-            result?: { certificate?: string };
-            errors?: unknown;
-          };
+          let body: { success?: boolean; result?: { certificate?: string }; errors?: unknown };
+          try {
+            body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+          } catch {
+            reject(new Error(`cfssl: HTTP ${res.statusCode} without JSON`));
+            return;
+          }
           if (res.statusCode !== 200 || !body.success || !body.result?.certificate) {
             reject(new Error(`cfssl: HTTP ${res.statusCode} ${JSON.stringify(body.errors)}`));
           } else resolve();
         });
       },
     );
+    // A request that hangs becomes an error, not a stuck run.
+    req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error("cfssl: no answer in time")));
     req.on("error", reject);
     req.end(payload);
   });
@@ -148,7 +153,7 @@ async function cfsslIssue(agent: Agent, url: string): Promise<void> {
 }
 
 async function run(m: RunMessage, agents: Agentish[]): Promise<RunResult> {
-  const client = new CaClient({ url: m.url, ca: m.caPem });
+  const client = new CaClient({ url: m.url, ca: m.caPem, timeoutMs: REQUEST_TIMEOUT_MS });
   const agent = new Agent({ ca: m.caPem, keepAlive: true, minVersion: "TLSv1.2" });
   const start = performance.now();
   const measureFrom = start + m.warmupMs;

@@ -55,7 +55,11 @@ function startClient(devicesPath: string, slot: number, slots: number): Promise<
   });
   let pending: ((r: { ok: boolean; result?: RunResult; error?: string }) => void) | null = null;
   return new Promise((resolve, reject) => {
-    proc.once("exit", (c) => reject(new Error(`load worker exited with ${c}`)));
+    proc.once("exit", (c) => {
+      const err = `load worker exited with ${c}`;
+      reject(new Error(err));
+      pending?.({ ok: false, error: err });
+    });
     proc.on("message", (m: { ready?: boolean; ok?: boolean; result?: RunResult; error?: string }) => {
       if (m.ready) {
         resolve({
