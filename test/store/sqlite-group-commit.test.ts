@@ -198,6 +198,56 @@ describe("SqliteStore group commit", () => {
     await store.close();
   });
 
+  it("waits for another connection's write lock without blocking the event loop", async () => {
+    const { store: a, path } = await fresh();
+    const b = new SqliteStore({ path, busyTimeoutMs: 2000 });
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const holding = a.tx(async (tx) => {
+      await tx.insertCertificate(certificate("a", "a1"));
+      await held;
+    });
+    await new Promise((r) => setImmediate(r));
+    const waiting = b.tx((tx) => tx.insertCertificate(certificate("b", "a1")));
+    // The loop keeps turning while b waits for a's lock (a blocking busy handler would stall it).
+    let turns = 0;
+    const started = Date.now();
+    while (Date.now() - started < 100) {
+      await new Promise((r) => setTimeout(r, 5));
+      turns++;
+    }
+    expect(turns).toBeGreaterThan(5);
+    release();
+    await holding;
+    await waiting;
+    expect(await b.tx((tx) => tx.countCertificates())).toBe(2);
+    await b.close();
+    await a.close();
+  });
+
+  it("gives up on another connection's write lock after busyTimeoutMs with store.conflict", async () => {
+    const { store: a, path } = await fresh();
+    const b = new SqliteStore({ path, busyTimeoutMs: 50 });
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const holding = a.tx(async (tx) => {
+      await tx.insertCertificate(certificate("a", "a1"));
+      await held;
+    });
+    await new Promise((r) => setImmediate(r));
+    await expect(b.tx((tx) => tx.insertCertificate(certificate("b", "a1")))).rejects.toMatchObject({
+      code: "store.conflict",
+    });
+    release();
+    await holding;
+    await b.close();
+    await a.close();
+  });
+
   it("runs migrate and close in queue order around groups", async () => {
     const { store } = await fresh();
     const writes = Array.from({ length: 10 }, (_, i) =>

@@ -70,6 +70,7 @@ export class SqliteStore implements Store {
   private readonly durability: SqliteDurability;
   private readonly syncWal: (fd: number, done: (err: Error | null) => void) => void;
   private walFd: number | null = null;
+  private busyTimeoutMs = 5000;
   private walMode = false;
   /** Commits waiting for the next WAL fsync, and whether one is running. */
   private syncWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
@@ -102,7 +103,8 @@ export class SqliteStore implements Store {
       // A WAL that a long reader kept from being reset grows; once a checkpoint does reset
       // it, it is cut back to this size instead of keeping its high-water mark on disk.
       this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
-      this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
+      this.busyTimeoutMs = Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000));
+      this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
     } catch (e) {
       this.db.close();
       throw mapSqliteError(e, "open");
@@ -182,7 +184,7 @@ export class SqliteStore implements Store {
   private async runGroup(group: TxJob[]): Promise<void> {
     const changesBefore = this.totalChanges();
     try {
-      this.control("BEGIN IMMEDIATE");
+      await this.beginImmediate();
     } catch (e) {
       const err = mapSqliteError(e, "begin");
       for (const j of group) j.reject(err);
@@ -290,6 +292,31 @@ export class SqliteStore implements Store {
       for (const w of waiters) err ? w.reject(err) : w.resolve();
       if (this.syncWaiters.length > 0) this.startSync();
     });
+  }
+
+  /**
+   * BEGIN IMMEDIATE without blocking the process while another process holds the write
+   * lock: SQLite's busy handler would sleep the whole event loop (1, 2, 5, 10 ms ...), so the
+   * attempt is made with busy_timeout 0 and retried from the event loop (next turn, then
+   * every millisecond) until busyTimeoutMs has passed; the loop serves requests meanwhile.
+   * Every other statement keeps the configured busy_timeout.
+   */
+  private async beginImmediate(): Promise<void> {
+    const deadline = Date.now() + this.busyTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      this.prepare("PRAGMA busy_timeout = 0").get();
+      try {
+        this.control("BEGIN IMMEDIATE");
+        return;
+      } catch (e) {
+        const code = (e as { code?: unknown }).code;
+        const busy = typeof code === "string" && code.startsWith("SQLITE_BUSY");
+        if (!busy || Date.now() >= deadline) throw e;
+      } finally {
+        this.prepare(`PRAGMA busy_timeout = ${this.busyTimeoutMs}`).get();
+      }
+      await new Promise((r) => (attempt < 4 ? setImmediate(r) : setTimeout(r, 1)));
+    }
   }
 
   /** A transaction-control statement, prepared once (db.exec would compile it every time). */
