@@ -1,6 +1,7 @@
 // Summarises V8 .cpuprofile files (from `npm run bench -- --profile DIR`, i.e. node
-// --cpu-prof on every server process): self time by function and by file, summed over
-// all profiles in DIR.
+// --cpu-prof on every server process): busy self time (idle excluded) by function and by
+// file, summed over all profiles in DIR. Wall-clock samples: time blocked in a native call
+// (an fsync, a lock wait) counts where it blocked.
 //
 //   node --import tsx scripts/bench/profile-top.ts DIR [--top 30]
 import { readdirSync, readFileSync } from "node:fs";
@@ -29,6 +30,8 @@ for (const f of readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))) {
   p.samples.forEach((id, i) => {
     const dt = p.timeDeltas[i] ?? 0;
     const n = nodes.get(id)!;
+    // Busy time only: a waiting event loop (and the cluster primary) is not cost.
+    if (n.callFrame.functionName === "(idle)") return;
     const url = n.callFrame.url.replace(/^file:\/\//, "").replace(/.*\/node_modules\//, "npm:");
     const short = url.replace(/.*\/work\/[^/]+\//, "");
     const fn = `${n.callFrame.functionName || "(anonymous)"} ${short ? `${short}:${n.callFrame.lineNumber + 1}` : ""}`;
@@ -45,7 +48,7 @@ for (const f of readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))) {
   });
 }
 const show = (title: string, m: Map<string, number>) => {
-  console.log(`\n${title} (of ${(total / 1e6).toFixed(1)} s sampled)`);
+  console.log(`\n${title} (of ${(total / 1e6).toFixed(1)} s busy)`);
   for (const [k, v] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) {
     console.log(`${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`);
   }
