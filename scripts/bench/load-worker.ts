@@ -41,6 +41,10 @@ export interface RunResult {
   /** Latency of each completed issuance measured after warm-up, microseconds. */
   latencies: number[];
   elapsedMs: number;
+  /** This load process's CPU (user + system) over the run, microseconds. */
+  cpuUs: number;
+  /** Issuances completed in the run, those finishing after its end included. */
+  all: number;
 }
 
 interface Agentish {
@@ -165,7 +169,10 @@ async function run(m: RunMessage, agents: Agentish[]): Promise<RunResult> {
     firstError: null,
     latencies: [],
     elapsedMs: 0,
+    cpuUs: 0,
+    all: 0,
   };
+  const cpu0 = process.cpuUsage();
   let next = 0;
   const loop = async () => {
     while (performance.now() < stopAt) {
@@ -175,6 +182,7 @@ async function run(m: RunMessage, agents: Agentish[]): Promise<RunResult> {
         if (m.target === "mayfly") await mayflyIssue(client, a);
         else await cfsslIssue(agent, m.url);
         const t1 = performance.now();
+        r.all++;
         if (t0 >= measureFrom && t1 <= stopAt) {
           r.completed++;
           r.requests += m.target === "mayfly" ? 2 : 1;
@@ -188,6 +196,8 @@ async function run(m: RunMessage, agents: Agentish[]): Promise<RunResult> {
   };
   await Promise.all(Array.from({ length: m.concurrency }, loop));
   r.elapsedMs = m.durationMs;
+  const cpu = process.cpuUsage(cpu0);
+  r.cpuUs = cpu.user + cpu.system;
   client.close();
   agent.destroy();
   return r;

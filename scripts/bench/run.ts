@@ -88,6 +88,7 @@ interface CaseResult {
   p50: number;
   p99: number;
   cpuUs: number;
+  clientCpuUs: number;
   rssMb: number;
   errors: number;
   firstError: string | null;
@@ -143,6 +144,12 @@ async function runCase(
     p50: percentile(lat, 50) / 1000,
     p99: percentile(lat, 99) / 1000,
     cpuUs: completed > 0 ? (cpu1 - cpu0) / completed : Number.NaN,
+    clientCpuUs:
+      results.reduce((n, r) => n + r.cpuUs, 0) /
+      Math.max(
+        1,
+        results.reduce((n, r) => n + r.all, 0),
+      ),
     rssMb: rss / 2 ** 20,
     errors,
     firstError: results.find((r) => r.firstError)?.firstError ?? null,
@@ -153,7 +160,7 @@ function line(r: CaseResult): string {
   return (
     `${r.target.padEnd(6)} c=${String(r.conc).padEnd(3)} rep ${r.rep}: ${r.rate.toFixed(0).padStart(6)} iss/s ` +
     `${r.reqRate.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(1).padStart(6)} ms  p99 ${r.p99.toFixed(1).padStart(6)} ms  ` +
-    `cpu ${r.cpuUs.toFixed(0).padStart(5)} µs/iss  rss ${r.rssMb.toFixed(0)} MiB` +
+    `cpu ${r.cpuUs.toFixed(0).padStart(5)} µs/iss (client ${r.clientCpuUs.toFixed(0)})  rss ${r.rssMb.toFixed(0)} MiB` +
     (r.errors ? `  errors ${r.errors} (${r.firstError})` : "")
   );
 }
@@ -280,7 +287,7 @@ function report(results: CaseResult[], speed: { sign: number; verify: number }, 
   );
   rows.push(
     `${"case".padEnd(12)}${pad("iss/s", 8)}${pad("req/s", 8)}${pad("p50 ms", 8)}${pad("p99 ms", 8)}` +
-      `${pad("CPU µs/iss", 12)}${pad("RSS MiB", 9)}${pad("M/cfssl", 9)}`,
+      `${pad("CPU µs/iss", 12)}${pad("client µs", 11)}${pad("RSS MiB", 9)}${pad("M/cfssl", 9)}`,
   );
   const med = (t: string, c: number, k: keyof CaseResult) =>
     median(results.filter((r) => r.target === t && r.conc === c).map((r) => r[k] as number));
@@ -290,7 +297,8 @@ function report(results: CaseResult[], speed: { sign: number; verify: number }, 
       rows.push(
         `${`${t} c=${c}`.padEnd(12)}${pad(med(t, c, "rate").toFixed(0), 8)}${pad(med(t, c, "reqRate").toFixed(0), 8)}` +
           `${pad(med(t, c, "p50").toFixed(1), 8)}${pad(med(t, c, "p99").toFixed(1), 8)}` +
-          `${pad(med(t, c, "cpuUs").toFixed(0), 12)}${pad(med(t, c, "rssMb").toFixed(0), 9)}${pad(ratio, 9)}`,
+          `${pad(med(t, c, "cpuUs").toFixed(0), 12)}${pad(med(t, c, "clientCpuUs").toFixed(0), 11)}` +
+          `${pad(med(t, c, "rssMb").toFixed(0), 9)}${pad(ratio, 9)}`,
       );
     }
   }
