@@ -44,6 +44,7 @@ const RELEASED: Record<number, string> = {
   5: "dadca05c5e4732d14cc50f81bc330fe28a8d45f7784b08c5b950b7fc841e56d5",
   6: "1509b54fde0497adf25ecabf3980196cb78bda39f48ef0ab9917b3a68a75e25c",
   7: "855269a1ed6ad3134c18c1d46ed953a675ae4201fffff6eb672d9e5e84ca7b0d",
+  8: "7167f63c0a194f4230199e68b544c485ed3f9a25bc421a0caaf295bd47bfb01d",
 };
 
 describe("PostgreSQL migrations", () => {

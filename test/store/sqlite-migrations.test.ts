@@ -38,6 +38,7 @@ const RELEASED: Record<number, string> = {
   5: "20b174025b63db4a8af3eedbf427aa5be24a94165961e54d6986d9391b90eee6",
   6: "1509b54fde0497adf25ecabf3980196cb78bda39f48ef0ab9917b3a68a75e25c",
   7: "4d4dc6c4adbf6b6bcd0fb757287c750fa84c6be6c6a7bffee5c47b0713d756d6",
+  8: "7167f63c0a194f4230199e68b544c485ed3f9a25bc421a0caaf295bd47bfb01d",
 };
 
 function tables(path: string): string[] {

@@ -6,6 +6,7 @@ import { pgMigration0004 } from "./0004_certificate_retention.js";
 import { pgMigration0005 } from "./0005_ca_journal.js";
 import { pgMigration0006 } from "./0006_mdm.js";
 import { pgMigration0007 } from "./0007_ak_qualified_name.js";
+import { pgMigration0008 } from "./0008_certificate_issuer_expiry.js";
 
 export type { Migration } from "../../sqlite/migrations/migration.js";
 
@@ -21,4 +22,5 @@ export const PG_MIGRATIONS: readonly Migration[] = [
   pgMigration0005,
   pgMigration0006,
   pgMigration0007,
+  pgMigration0008,
 ];

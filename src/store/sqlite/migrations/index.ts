@@ -5,6 +5,7 @@ import { migration0004 } from "./0004_certificate_retention.js";
 import { migration0005 } from "./0005_ca_journal.js";
 import { migration0006 } from "./0006_mdm.js";
 import { migration0007 } from "./0007_ak_qualified_name.js";
+import { migration0008 } from "./0008_certificate_issuer_expiry.js";
 import type { Migration } from "./migration.js";
 
 export type { Migration } from "./migration.js";
@@ -18,4 +19,5 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   migration0005,
   migration0006,
   migration0007,
+  migration0008,
 ];
