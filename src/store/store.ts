@@ -35,6 +35,16 @@ export interface Store {
    * if it throws (and rethrows). Nested calls are not supported.
    */
   tx<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in one read-only transaction on a consistent snapshot of committed data
+   * (what was committed before its first read; a tx() still open is not seen). It never
+   * waits behind tx() or another process's write lock (SQLite ":memory:", one private
+   * connection, excepted). Any write inside it is refused with internal.error and changes
+   * nothing. Reads that lock in tx() (lockDevice, auditHead, PostgreSQL's row locks) take
+   * no lock here: a snapshot needs none, and deciding and writing on what was read is
+   * tx()'s job. Nested calls (read or tx inside either) are not supported.
+   */
+  read<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   close(): Promise<void>;
   /** "sqlite" or "postgres", for logs and metrics. */
   readonly kind: string;

@@ -5,6 +5,7 @@ import { auditAndTxTests } from "./conformance-audit-tx.js";
 import { invariantTests } from "./conformance-invariants.js";
 import { mdmTests } from "./conformance-mdm.js";
 import { ownerTests } from "./conformance-owners.js";
+import { readTests } from "./conformance-read.js";
 import { recordTests } from "./conformance-records.js";
 import { rotationTests } from "./conformance-rotation.js";
 
@@ -18,8 +19,14 @@ export type StoreRef = () => Store;
  *
  * `makeStore` must return a fresh, empty store each time; the suite migrates it
  * (twice, to prove migrate() idempotent) and closes it after each test.
+ * `opts.concurrentRead: false` for a store whose read() goes through its write queue
+ * (SQLite ":memory:"): the read() cases that hold a tx() open meanwhile are skipped.
  */
-export function runStoreConformance(name: string, makeStore: () => Promise<Store>): void {
+export function runStoreConformance(
+  name: string,
+  makeStore: () => Promise<Store>,
+  opts: { concurrentRead?: boolean } = {},
+): void {
   describe(`Store conformance: ${name}`, () => {
     let current: Store | null = null;
     const ref: StoreRef = () => {
@@ -49,5 +56,6 @@ export function runStoreConformance(name: string, makeStore: () => Promise<Store
     ownerTests(ref);
     mdmTests(ref);
     rotationTests(ref);
+    readTests(ref, opts.concurrentRead ?? true);
   });
 }

@@ -83,6 +83,13 @@ export function mapPgError(e: unknown, what: string): unknown {
       return new MayflyError("store.conflict", `${what}: concurrent transactions conflicted; retry`, {
         cause: e,
       });
+    case "25006":
+      // read_only_sql_transaction: a write inside store.read().
+      return new MayflyError(
+        "internal.error",
+        `${what}: store.read(): a read-only transaction cannot write; use tx()`,
+        { cause: e },
+      );
     case "55P03":
       return new MayflyError("store.conflict", `${what}: a lock could not be taken in time`, { cause: e });
     default:

@@ -120,8 +120,24 @@ export class PostgresStore implements Store {
   }
   private spread = 0;
 
+  /**
+   * A REPEATABLE READ READ ONLY transaction: one snapshot for every statement, no row
+   * locks (PostgresTx drops them), so it waits for no writer and no writer waits for it;
+   * PostgreSQL refuses any write in it (25006, mapped to internal.error). A read-only
+   * transaction under REPEATABLE READ never fails serialisation, so there is no retry.
+   */
+  async read<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    if (this.inTx.getStore())
+      throw new MayflyError("internal.error", "nested store transactions are not supported");
+    if (this.closed) throw new MayflyError("internal.error", "the store is closed");
+    const outcome = await this.attempt(fn, true);
+    if (outcome.ok) return outcome.value;
+    throw outcome.error;
+  }
+
   private async attempt<T>(
     fn: (tx: StoreTx) => Promise<T>,
+    readOnly = false,
   ): Promise<{ ok: true; value: T } | { ok: false; retry: boolean; error: unknown }> {
     let client: pg.PoolClient;
     try {
@@ -129,7 +145,7 @@ export class PostgresStore implements Store {
     } catch (e) {
       return { ok: false, retry: false, error: mapPgError(e, "connect") };
     }
-    const tx = new PostgresTx(client, this.auditLock);
+    const tx = new PostgresTx(client, this.auditLock, readOnly);
     let broken: Error | undefined;
     const rollback = async () => {
       try {
@@ -141,7 +157,11 @@ export class PostgresStore implements Store {
     };
     try {
       try {
-        await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
+        await client.query(
+          readOnly
+            ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+            : "BEGIN ISOLATION LEVEL READ COMMITTED",
+        );
       } catch (e) {
         broken = e instanceof Error ? e : new Error(String(e));
         return { ok: false, retry: false, error: mapPgError(e, "begin") };

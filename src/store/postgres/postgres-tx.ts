@@ -94,8 +94,15 @@ export class PostgresTx extends PgTxBase implements StoreTx {
   constructor(
     client: PoolClient,
     private readonly auditLock: AuditLockMode,
+    /** store.read(): a READ ONLY snapshot, where row locks are refused and not needed. */
+    private readonly readOnly = false,
   ) {
     super(client, auditLock === "optimistic");
+  }
+
+  /** A row-lock clause, or nothing in a read-only transaction. */
+  private lock(clause: string): string {
+    return this.readOnly ? "" : ` ${clause}`;
   }
 
   // owners
@@ -141,7 +148,11 @@ export class PostgresTx extends PgTxBase implements StoreTx {
     );
   }
   async getOwner(id: string): Promise<Owner | null> {
-    const r = await this.get("getOwner", `SELECT ${OWNER_COLS} FROM owners WHERE id = ? FOR SHARE`, [id]);
+    const r = await this.get(
+      "getOwner",
+      `SELECT ${OWNER_COLS} FROM owners WHERE id = ?${this.lock("FOR SHARE")}`,
+      [id],
+    );
     return r ? ownerFromRow(r) : null;
   }
   async findOwnerBySubject(issuer: string, subject: string): Promise<Owner | null> {
@@ -167,7 +178,11 @@ export class PostgresTx extends PgTxBase implements StoreTx {
     );
   }
   async getDevice(id: string): Promise<Device | null> {
-    const r = await this.get("getDevice", `SELECT ${DEVICE_COLS} FROM devices WHERE id = ? FOR SHARE`, [id]);
+    const r = await this.get(
+      "getDevice",
+      `SELECT ${DEVICE_COLS} FROM devices WHERE id = ?${this.lock("FOR SHARE")}`,
+      [id],
+    );
     return r ? deviceFromRow(r) : null;
   }
   async findDeviceByEkHash(ekPubHash: Buffer): Promise<Device | null> {
@@ -191,7 +206,7 @@ export class PostgresTx extends PgTxBase implements StoreTx {
   async lockDevice(id: string): Promise<Device | null> {
     // FOR UPDATE waits for an issuance holding the row FOR SHARE (and it for us), and
     // under READ COMMITTED returns the row as last committed.
-    const sql = `SELECT ${DEVICE_COLS} FROM devices WHERE id = ? FOR UPDATE`;
+    const sql = `SELECT ${DEVICE_COLS} FROM devices WHERE id = ?${this.lock("FOR UPDATE")}`;
     const r = await this.get("lockDevice", sql, [id]);
     return r ? deviceFromRow(r) : null;
   }
@@ -233,9 +248,11 @@ export class PostgresTx extends PgTxBase implements StoreTx {
     ]);
   }
   async getAgent(id: string): Promise<Agent | null> {
-    const r = await this.get("getAgent", `SELECT ${AGENT_COLS} FROM agents WHERE id = ? FOR NO KEY UPDATE`, [
-      id,
-    ]);
+    const r = await this.get(
+      "getAgent",
+      `SELECT ${AGENT_COLS} FROM agents WHERE id = ?${this.lock("FOR NO KEY UPDATE")}`,
+      [id],
+    );
     return r ? agentFromRow(r) : null;
   }
   async listAgentsByOwner(ownerId: string): Promise<Agent[]> {
@@ -311,7 +328,7 @@ export class PostgresTx extends PgTxBase implements StoreTx {
   async getBinding(agentId: string): Promise<Binding | null> {
     const r = await this.get(
       "getBinding",
-      `SELECT ${BINDING_COLS} FROM bindings WHERE agent_id = ? FOR SHARE`,
+      `SELECT ${BINDING_COLS} FROM bindings WHERE agent_id = ?${this.lock("FOR SHARE")}`,
       [agentId],
     );
     return r ? bindingFromRow(r) : null;
@@ -622,7 +639,7 @@ export class PostgresTx extends PgTxBase implements StoreTx {
     // holding the head is time no other replica can append). Held until commit or
     // rollback, across every replica.
     const head = `SELECT ${AUDIT_COLS} FROM audit_events ORDER BY seq DESC LIMIT 1`;
-    const claim = AUDIT_CLAIM[this.auditLock];
+    const claim = this.readOnly ? null : AUDIT_CLAIM[this.auditLock];
     const rows = await this.batch("auditHead", claim ? `${claim}; ${head}` : head);
     return rows[0] ? auditFromRow(rows[0]) : null;
   }

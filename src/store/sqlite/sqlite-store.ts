@@ -5,10 +5,12 @@ import type BetterSqlite3 from "better-sqlite3";
 import Database from "better-sqlite3";
 import { MayflyError } from "../../errors/index.js";
 import type { Store, StoreTx } from "../store.js";
+import { Checkpointer } from "./checkpointer.js";
 import { mapSqliteError } from "./errors.js";
 import { applyMigrations } from "./migrate.js";
 import { SQLITE_MIGRATIONS } from "./migrations/index.js";
 import { SqliteTx } from "./sqlite-tx.js";
+import type { Prepare } from "./tx-base.js";
 
 export type SqliteDurability = "full" | "normal";
 
@@ -25,10 +27,20 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** fdatasync(2) of the WAL for durability "full"; tests replace it to observe or fail it. */
   syncWal?: (fd: number, done: (err: Error | null) => void) => void;
+  /** How often the checkpoint worker looks for new commits (checkpointer.ts). Default 100 ms. */
+  checkpointIntervalMs?: number;
+  /** WAL content past which the checkpoint worker forces a RESTART checkpoint. Default WAL_RESTART_BYTES. */
+  walRestartBytes?: number;
 }
 
 /** Bytes a reset WAL is truncated to (PRAGMA journal_size_limit). */
 export const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * WAL content (frames not yet reused) past which the checkpoint worker makes writers wait
+ * for a RESTART checkpoint, so the WAL stays bounded under sustained writes.
+ */
+export const WAL_RESTART_BYTES = 32 * 1024 * 1024;
 
 /** At most this many transactions share one BEGIN ... COMMIT (one fsync). */
 export const GROUP_COMMIT_MAX = 128;
@@ -37,11 +49,24 @@ type Job =
   | {
       kind: "tx";
       fn: (tx: StoreTx) => Promise<unknown>;
+      /** read() on a database with no second connection (":memory:"): writes are refused. */
+      readOnly: boolean;
       resolve: (v: unknown) => void;
       reject: (e: unknown) => void;
     }
   | { kind: "job"; fn: () => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void };
 type TxJob = Extract<Job, { kind: "tx" }>;
+
+/** A Prepare that refuses any statement that could write (better-sqlite3's sqlite3_stmt_readonly). */
+function refusingWrites(prepare: Prepare): Prepare {
+  return (sql) => {
+    const s = prepare(sql);
+    if (!s.readonly) {
+      throw new MayflyError("internal.error", "store.read(): a read-only transaction cannot write; use tx()");
+    }
+    return s;
+  };
+}
 
 /**
  * The embedded Store over one better-sqlite3 connection. better-sqlite3 is synchronous,
@@ -58,6 +83,10 @@ type TxJob = Extract<Job, { kind: "tx" }>;
  * began after the COMMIT has finished, see syncCommitted): "recorded before returned"
  * holds per transaction. If the shared COMMIT or its fsync fails, every transaction of
  * the group that had succeeded rejects with that error.
+ *
+ * WAL checkpoints run in a worker thread with its own connection (checkpointer.ts), not
+ * inside COMMIT. read() runs on a second, read-only connection with its own queue: WAL
+ * readers see the last committed snapshot and neither wait for writers nor block them.
  */
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
@@ -71,13 +100,41 @@ export class SqliteStore implements Store {
   private readonly syncWal: (fd: number, done: (err: Error | null) => void) => void;
   private walFd: number | null = null;
   private busyTimeoutMs = 5000;
+  /** The serving connection's busy_timeout right now (see beginImmediate). */
+  private busyTimeoutNow = 5000;
   private walMode = false;
+  private checkpointer: Checkpointer | null = null;
   /** Commits waiting for the next WAL fsync, and whether one is running. */
   private syncWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   private syncing = false;
   // Marks async work running inside one of this store's transactions, so a nested
   // tx() fails at once instead of waiting forever behind its own parent in the queue.
   private readonly inTx = new AsyncLocalStorage<true>();
+  /**
+   * Whether the running group has executed a statement that can write. A group that has
+   * not (the read-only first transaction of an issuance) wrote no WAL frame and needs no
+   * fsync. Statements that could write but changed nothing (an UPDATE that matched no
+   * row) count too: an fsync too many, never one too few.
+   */
+  private groupWrote = false;
+  private readonly txPrepare: Prepare = (sql) => {
+    const s = this.prepare(sql);
+    if (!s.readonly) this.groupWrote = true;
+    return s;
+  };
+  private readonly readOnlyPrepare: Prepare = refusingWrites((sql) => this.prepare(sql));
+  // read(): a second, read-only connection, opened on first use, and its own queue.
+  private reader: BetterSqlite3.Database | null = null;
+  private readonly readerStatements = new Map<string, BetterSqlite3.Statement>();
+  private readTail: Promise<unknown> = Promise.resolve();
+  private readonly readerPrepare: Prepare = refusingWrites((sql) => {
+    let s = this.readerStatements.get(sql);
+    if (!s) {
+      s = this.reader!.prepare(sql);
+      this.readerStatements.set(sql, s);
+    }
+    return s;
+  });
 
   constructor(opts: SqliteStoreOptions) {
     try {
@@ -105,9 +162,28 @@ export class SqliteStore implements Store {
       this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
       this.busyTimeoutMs = Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000));
       this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+      this.busyTimeoutNow = this.busyTimeoutMs;
+      // Checkpoints are the worker's (checkpointer.ts), not COMMIT's.
+      if (this.walMode) this.db.pragma("wal_autocheckpoint = 0");
     } catch (e) {
       this.db.close();
       throw mapSqliteError(e, "open");
+    }
+    if (this.walMode) {
+      this.checkpointer = new Checkpointer({
+        path: this.path,
+        intervalMs: Math.max(1, opts.checkpointIntervalMs ?? 100),
+        restartBytes: opts.walRestartBytes ?? WAL_RESTART_BYTES,
+        journalSizeLimit: WAL_SIZE_LIMIT,
+        // Writers wait while a RESTART checkpoint holds the write lock, so it waits for
+        // readers only briefly; one that could not finish is tried again later.
+        restartBusyMs: Math.min(250, this.busyTimeoutMs),
+        onFailure: () => {
+          // Without the worker the WAL would grow for ever: SQLite checkpoints in COMMIT again.
+          this.checkpointer = null;
+          if (!this.closed) this.db.pragma("wal_autocheckpoint = 1000");
+        },
+      });
     }
   }
 
@@ -119,13 +195,80 @@ export class SqliteStore implements Store {
   }
 
   tx<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.queueTx(fn, false);
+  }
+
+  /**
+   * Runs `fn` on the read-only connection, in one deferred transaction: every statement
+   * sees the snapshot the first one saw. Queued behind earlier read() calls only (one
+   * connection runs one transaction at a time), never behind the write queue or another
+   * process's write lock. ":memory:" has no second connection: the read goes through the
+   * write queue, with writes refused the same way.
+   */
+  read<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    if (!this.walMode) return this.queueTx(fn, true);
+    if (this.inTx.getStore()) {
+      return Promise.reject(new MayflyError("internal.error", "nested store transactions are not supported"));
+    }
+    const run = this.readTail.then(() => this.runRead(fn));
+    this.readTail = run.catch(() => undefined);
+    return run;
+  }
+
+  private queueTx<T>(fn: (tx: StoreTx) => Promise<T>, readOnly: boolean): Promise<T> {
     if (this.inTx.getStore()) {
       return Promise.reject(new MayflyError("internal.error", "nested store transactions are not supported"));
     }
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ kind: "tx", fn, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.push({ kind: "tx", fn, readOnly, resolve: resolve as (v: unknown) => void, reject });
       this.pump();
     });
+  }
+
+  private async runRead<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    if (this.closed) throw new MayflyError("internal.error", "the store is closed");
+    if (!this.reader) {
+      try {
+        this.reader = new Database(this.path, { readonly: true });
+        this.reader.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+      } catch (e) {
+        this.reader?.close();
+        this.reader = null;
+        throw mapSqliteError(e, "read");
+      }
+    }
+    const reader = this.reader;
+    const statement = (sql: "BEGIN" | "COMMIT" | "ROLLBACK") => {
+      let s = this.readerStatements.get(sql);
+      if (!s) {
+        s = reader.prepare(sql);
+        this.readerStatements.set(sql, s);
+      }
+      s.run();
+    };
+    try {
+      statement("BEGIN");
+    } catch (e) {
+      throw mapSqliteError(e, "begin");
+    }
+    const tx = new SqliteTx(this.readerPrepare);
+    let value: T;
+    try {
+      value = await this.inTx.run(true, () => fn(tx));
+    } catch (e) {
+      tx.end();
+      if (reader.inTransaction) statement("ROLLBACK");
+      throw e;
+    }
+    tx.end();
+    // Nothing was written: COMMIT just lets the snapshot go.
+    try {
+      if (reader.inTransaction) statement("COMMIT");
+    } catch (e) {
+      if (reader.inTransaction) statement("ROLLBACK");
+      throw mapSqliteError(e, "commit");
+    }
+    return value;
   }
 
   close(): Promise<void> {
@@ -133,6 +276,13 @@ export class SqliteStore implements Store {
       // Commits still waiting for their fsync get it before the file is let go.
       while (this.syncing || this.syncWaiters.length > 0) await this.syncCommitted().catch(() => undefined);
       this.closed = true;
+      // Reads already running finish; those queued behind them find the store closed.
+      await this.readTail;
+      this.reader?.close();
+      this.reader = null;
+      this.readerStatements.clear();
+      await this.checkpointer?.close();
+      this.checkpointer = null;
       this.statements.clear();
       this.db.close();
       if (this.walFd !== null) closeSync(this.walFd);
@@ -166,6 +316,8 @@ export class SqliteStore implements Store {
         if (first.kind === "job") {
           this.pending.shift();
           try {
+            // Jobs (migrate, close) may meet another process's locks outside BEGIN IMMEDIATE.
+            this.setBusyTimeout(this.busyTimeoutMs);
             first.resolve(await first.fn());
           } catch (e) {
             first.reject(e);
@@ -182,7 +334,6 @@ export class SqliteStore implements Store {
   }
 
   private async runGroup(group: TxJob[]): Promise<void> {
-    const changesBefore = this.totalChanges();
     try {
       await this.beginImmediate();
     } catch (e) {
@@ -190,6 +341,7 @@ export class SqliteStore implements Store {
       for (const j of group) j.reject(err);
       return;
     }
+    this.groupWrote = false;
     const single = group.length === 1;
     const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     for (let i = 0; i < group.length; i++) {
@@ -200,7 +352,7 @@ export class SqliteStore implements Store {
         this.pending.unshift(...group.slice(i));
         break;
       }
-      const tx = new SqliteTx((sql) => this.prepare(sql));
+      const tx = new SqliteTx(job.readOnly ? this.readOnlyPrepare : this.txPrepare);
       try {
         if (!single) this.control("SAVEPOINT g");
         const value = await this.inTx.run(true, () => job.fn(tx));
@@ -231,9 +383,9 @@ export class SqliteStore implements Store {
     // Durable before resolved: the group's callers hear back once an fsync of the WAL that
     // started after this COMMIT has finished. The next group runs meanwhile.
     // A group that wrote nothing (the read-only first transaction of an issuance) needs no fsync.
-    const wrote = this.totalChanges() !== changesBefore;
-    const durable =
-      commitError || !wrote || !outcomes.some((o) => o.ok) ? Promise.resolve() : this.syncCommitted();
+    const committed = !commitError && this.groupWrote && outcomes.some((o) => o.ok);
+    if (committed) this.checkpointer?.committed();
+    const durable = committed ? this.syncCommitted() : Promise.resolve();
     durable.then(
       () =>
         outcomes.forEach((o, i) => {
@@ -299,12 +451,25 @@ export class SqliteStore implements Store {
    * lock: SQLite's busy handler would sleep the whole event loop (1, 2, 5, 10 ms ...), so the
    * attempt is made with busy_timeout 0 and retried from the event loop (next turn, then
    * every millisecond) until busyTimeoutMs has passed; the loop serves requests meanwhile.
-   * Every other statement keeps the configured busy_timeout.
+   *
+   * In WAL mode the connection then stays at busy_timeout 0 from one transaction to the
+   * next: once BEGIN IMMEDIATE holds the write lock, no statement up to and including
+   * COMMIT waits for another lock (a WAL commit takes none, and checkpoints are the
+   * worker's), so the two PRAGMAs per transaction bought nothing. Jobs (migrate, close),
+   * which can meet locks outside a write transaction, set the configured timeout back
+   * (drain). Without a WAL, COMMIT itself takes locks, so the timeout is restored at once.
+   *
+   * When the checkpoint worker is waiting for the write lock to RESTART the WAL (which
+   * would otherwise grow without bound under sustained writes), this process lets it go
+   * first instead of racing it for the lock.
    */
   private async beginImmediate(): Promise<void> {
     const deadline = Date.now() + this.busyTimeoutMs;
+    while (this.checkpointer?.wantsWriteLock() && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
     for (let attempt = 0; ; attempt++) {
-      this.prepare("PRAGMA busy_timeout = 0").get();
+      this.setBusyTimeout(0);
       try {
         this.control("BEGIN IMMEDIATE");
         return;
@@ -313,10 +478,16 @@ export class SqliteStore implements Store {
         const busy = typeof code === "string" && code.startsWith("SQLITE_BUSY");
         if (!busy || Date.now() >= deadline) throw e;
       } finally {
-        this.prepare(`PRAGMA busy_timeout = ${this.busyTimeoutMs}`).get();
+        if (!this.walMode) this.setBusyTimeout(this.busyTimeoutMs);
       }
       await new Promise((r) => (attempt < 4 ? setImmediate(r) : setTimeout(r, 1)));
     }
+  }
+
+  private setBusyTimeout(ms: number): void {
+    if (this.busyTimeoutNow === ms) return;
+    this.prepare(`PRAGMA busy_timeout = ${ms}`).get();
+    this.busyTimeoutNow = ms;
   }
 
   /** A transaction-control statement, prepared once (db.exec would compile it every time). */
@@ -324,11 +495,6 @@ export class SqliteStore implements Store {
     sql: "BEGIN IMMEDIATE" | "SAVEPOINT g" | "RELEASE g" | "ROLLBACK TO g" | "ROLLBACK" | "COMMIT",
   ) {
     this.prepare(sql).run();
-  }
-
-  /** Rows changed by this connection since it opened (sqlite3_total_changes). */
-  private totalChanges(): number {
-    return (this.prepare("SELECT total_changes() AS n").get() as { n: number }).n;
   }
 
   private prepare(sql: string): BetterSqlite3.Statement {
