@@ -7,9 +7,10 @@ import type { EvidenceRegistry } from "../evidence/registry.js";
 import { checkLiveness, decideIssuance, type Grant } from "../policy/index.js";
 import type { Clock, Random } from "../runtime/clock.js";
 import type { Store, StoreTx } from "../store/store.js";
-import type { Agent, Challenge } from "../store/types.js";
+import type { Agent } from "../store/types.js";
 import { checkLeafFast, newSerial, readCsr } from "../x509/index.js";
 import type { CaState, Issuer } from "./ca-state.js";
+import { verifyChallenge } from "./challenges.js";
 import { recordDenial } from "./deny.js";
 import { issueRequestSchema, parseBody } from "./wire.js";
 
@@ -20,6 +21,8 @@ export interface IssueDeps {
   evidence: EvidenceRegistry;
   config: Config;
   ca: () => CaState;
+  /** Keys challenge nonces (challenges.ts); loaded once at server start. */
+  challengeKey: Buffer;
 }
 
 export interface Issued {
@@ -30,19 +33,6 @@ export interface Issued {
   notAfter: number;
   renewAfter: number;
   evidence: EvidenceFacts;
-}
-
-function checkChallenge(ch: Challenge | null, agentId: string, now: number): void {
-  if (!ch) throw new MayflyError("challenge.not_found", "no such challenge", { field: "nonce" });
-  if (ch.agentId !== agentId) {
-    throw new MayflyError("challenge.agent_mismatch", "the challenge was issued to another agent", {
-      field: "nonce",
-    });
-  }
-  if (ch.consumedAt !== null)
-    throw new MayflyError("challenge.consumed", "the challenge was already used", { field: "nonce" });
-  if (ch.expiresAt <= now)
-    throw new MayflyError("challenge.expired", "the challenge has expired", { field: "nonce" });
 }
 
 function profileOf(config: Config, agent: Agent): Profile {
@@ -77,11 +67,11 @@ export async function issueCertificate(deps: IssueDeps, agentId: string, body: u
     nonceText = req.nonce.toString("base64url");
     const csr = readCsr(req.csr);
 
-    const pre = await store.tx(async (tx) => {
-      const challenge = await tx.getChallenge(req.nonce);
-      checkChallenge(challenge, agentId, now);
-      return readFacts(tx, agentId);
-    });
+    // The nonce is MAC'd (challenges.ts): who it is for and until when are checked here
+    // without the store; that it is used once is the recording transaction's insert.
+    const challenge = verifyChallenge(deps.challengeKey, req.nonce, agentId, now);
+
+    const pre = await store.tx(async (tx) => readFacts(tx, agentId));
     const profile = profileOf(config, pre.agent);
     const live = checkLiveness({
       ...pre,
@@ -140,7 +130,17 @@ export async function issueCertificate(deps: IssueDeps, agentId: string, body: u
     });
 
     await store.tx((tx) =>
-      record(tx, deps, { agentId, nonce: req.nonce, now, decision, der, serial, evidence, issuer }),
+      record(tx, deps, {
+        agentId,
+        nonce: req.nonce,
+        nonceExpiresAt: challenge.expiresAt,
+        now,
+        decision,
+        der,
+        serial,
+        evidence,
+        issuer,
+      }),
     );
     return {
       der,
@@ -164,8 +164,9 @@ export async function issueCertificate(deps: IssueDeps, agentId: string, body: u
 /**
  * The recording transaction. Liveness is read again here, so an owner deprovisioned
  * or a device unenrolled after the first read (and committed before this
- * transaction) is never missed; the challenge is consumed by a conditional update,
- * so a challenge yields at most one certificate even across replicas.
+ * transaction) is never missed; the redeemed challenge's row is inserted here, and its
+ * primary key (the nonce) refuses a second one (challenge.consumed), so a challenge
+ * yields at most one certificate even across replicas.
  */
 async function record(
   tx: StoreTx,
@@ -173,6 +174,7 @@ async function record(
   r: {
     agentId: string;
     nonce: Buffer;
+    nonceExpiresAt: number;
     now: number;
     decision: Grant;
     der: Buffer;
@@ -197,10 +199,15 @@ async function record(
   if (r.decision.notAfter > facts.agent.expiresAt || r.decision.notAfter > facts.binding!.expiresAt) {
     throw new MayflyError("store.conflict", "the agent or its binding changed during issuance; retry");
   }
-  if (!(await tx.consumeChallenge(r.nonce, r.now))) {
-    checkChallenge(await tx.getChallenge(r.nonce), r.agentId, r.now);
-    throw new MayflyError("challenge.consumed", "the challenge was already used", { field: "nonce" });
-  }
+  // One-time use: challenge.consumed if the nonce was already redeemed. The row is
+  // created now (minting wrote nothing), so createdAt is the redemption time.
+  await tx.insertChallenge({
+    nonce: r.nonce,
+    agentId: r.agentId,
+    createdAt: r.now,
+    expiresAt: r.nonceExpiresAt,
+    consumedAt: r.now,
+  });
   const issuer = r.issuer;
   const fp = createHash("sha256").update(r.der).digest();
   await tx.insertCertificate({

@@ -17,6 +17,11 @@ export interface ServerContext {
   evidence: EvidenceRegistry;
   config: Config;
   ca: () => CaState;
+  /**
+   * The key that MACs challenge nonces (authority/challenges.ts), read from the store
+   * once at start so that every process and replica shares it.
+   */
+  challengeKey: Buffer;
   /** TPM manufacturer CAs that vouch for EKs. */
   ekTrust: EkTrustStore;
   log: Logger;

@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { buildBundle, bundlePem } from "../authority/bundle.js";
 import { type CaState, fingerprint, loadOrCreateCa, toPem } from "../authority/ca-state.js";
+import { loadChallengeKey } from "../authority/challenges.js";
 import type { TickResult } from "../authority/rotation-intermediate.js";
 import { LiveCa } from "../authority/rotation-live.js";
 import type { SweepResult } from "../authority/zombies.js";
@@ -67,6 +68,8 @@ export async function startServer(
   const store = await openStore(rc.storeUrl, { durability: config.store.durability });
   await store.migrate();
   log.info({ store: store.kind, url: redactUrl(rc.storeUrl) }, "store ready");
+  // Shared by every process and replica on this store: a nonce minted by one verifies in all.
+  const challengeKey = await loadChallengeKey(store, random);
 
   const keyConfig = await keyStoreConfigFor(config.keys, rc.keysDir, async () => {
     if (rc.passphrase) return rc.passphrase;
@@ -165,6 +168,7 @@ export async function startServer(
     evidence,
     config,
     ca: () => live.state(),
+    challengeKey,
     log,
     metrics,
     ekTrust,

@@ -18,15 +18,23 @@ export interface TidyOptions {
 }
 
 /**
+ * How long a redeemed challenge's row outlives the nonce's expiry. The row is what refuses
+ * a second redemption, and a replica refuses the nonce itself only once its own clock
+ * passes the expiry: the margin covers clocks that disagree by up to this much.
+ */
+export const CHALLENGE_ROW_GRACE = 5 * 60_000;
+
+/**
  * One run of the retention job: deletes certificate rows whose notAfter is older than the
- * retention, a bounded batch per transaction, yielding between batches. Expired challenges
- * go too (they are useless, and unauthenticated challenge requests must not grow the table
- * without bound). Returns how many certificate rows were deleted.
+ * retention, a bounded batch per transaction, yielding between batches. Rows of redeemed
+ * challenges go too once their nonce has expired (plus CHALLENGE_ROW_GRACE): an expired
+ * nonce is refused by its MAC'd expiry, so the row has nothing left to guard. Returns how
+ * many certificate rows were deleted.
  */
 export async function tidyOnce(o: TidyOptions): Promise<number> {
   const batch = o.batch ?? 500;
   const now = o.clock.now();
-  const challenges = await o.store.tx((tx) => tx.deleteExpiredChallenges(now));
+  const challenges = await o.store.tx((tx) => tx.deleteExpiredChallenges(now - CHALLENGE_ROW_GRACE));
   if (challenges > 0) o.log.debug({ deleted: challenges }, "expired challenges deleted");
   const before = now - o.certificateRetention;
   let total = 0;

@@ -95,15 +95,22 @@ export interface StoreTx {
   getBinding(agentId: string): Promise<Binding | null>;
 
   // challenges
+  /**
+   * Records the redemption of a challenge nonce (consumedAt set). Challenges are minted
+   * without a row (a MAC'd nonce, src/authority/challenges.ts); the row exists only to
+   * make redemption one-time: challenge.consumed if the nonce already has one. The
+   * primary key decides, so exactly one redemption wins across connections and replicas.
+   */
   insertChallenge(c: Challenge): Promise<void>;
   getChallenge(nonce: Buffer): Promise<Challenge | null>;
-  /**
-   * Marks the challenge consumed if, and only if, it is unconsumed and unexpired at `at`.
-   * Returns true for the one caller that wins. A conditional update, so exactly one
-   * winner across replicas.
-   */
-  consumeChallenge(nonce: Buffer, at: number): Promise<boolean>;
   deleteExpiredChallenges(before: number): Promise<number>;
+
+  // server secrets
+  /**
+   * The value stored under `name`, storing `candidate` first if there is none. Two
+   * callers racing (processes, replicas) both get the one value that was stored.
+   */
+  ensureSecret(name: string, candidate: Buffer): Promise<Buffer>;
 
   // certificates
   /** certificate.serial_collision if (issuerKeyId, serial) exists; store.conflict if the challenge already has one. */

@@ -105,6 +105,12 @@ export interface Binding {
   expiresAt: number;
 }
 
+/**
+ * A redeemed challenge. Challenges are minted without a row (MAC'd nonces,
+ * authority/challenges.ts); the row is written when one is redeemed, and its primary
+ * key makes that happen once. consumedAt is the redemption time (null only in rows an
+ * older release wrote when it minted a challenge; they expire and are purged).
+ */
 export interface Challenge {
   nonce: Buffer; // 32 bytes, the primary key
   agentId: string;

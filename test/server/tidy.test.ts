@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { configSchema } from "../../src/config/schema.js";
 import { ManualClock } from "../../src/runtime/clock.js";
-import { tidyOnce } from "../../src/server/tidy.js";
+import { CHALLENGE_ROW_GRACE, tidyOnce } from "../../src/server/tidy.js";
 import { SqliteStore } from "../../src/store/sqlite/index.js";
 import { certificate, challenge, seedAgent, T0 } from "../store/fixtures.js";
 
@@ -34,7 +34,9 @@ describe("retention tidy job", () => {
           certificate(`s${i}`, "a1", { challengeNonce: null, notBefore: notAfter - 300_000, notAfter }),
         );
       }
-      await tx.insertChallenge(challenge("stale", "a1", { expiresAt: now - 1 }));
+      // Rows of redeemed challenges: kept CHALLENGE_ROW_GRACE past the nonce's expiry.
+      await tx.insertChallenge(challenge("stale", "a1", { expiresAt: now - CHALLENGE_ROW_GRACE - 1 }));
+      await tx.insertChallenge(challenge("grace", "a1", { expiresAt: now - CHALLENGE_ROW_GRACE }));
       await tx.insertChallenge(challenge("fresh", "a1", { expiresAt: now + 60_000 }));
     });
     const o = {
@@ -54,10 +56,12 @@ describe("retention tidy job", () => {
     expect(await store.tx((tx) => tx.countCertificates())).toBe(4);
     const challenges = await store.tx(async (tx) => [
       await tx.getChallenge(challenge("stale", "a1").nonce),
+      await tx.getChallenge(challenge("grace", "a1").nonce),
       await tx.getChallenge(challenge("fresh", "a1").nonce),
     ]);
     expect(challenges[0]).toBeNull();
     expect(challenges[1]).not.toBeNull();
+    expect(challenges[2]).not.toBeNull();
     // maxBatches bounds one run; the rest waits for the next.
     o.clock.advance(2 * DAY);
     expect(await tidyOnce({ ...o, batch: 1, maxBatches: 1 })).toBe(1);

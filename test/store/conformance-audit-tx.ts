@@ -83,8 +83,8 @@ export function auditAndTxTests(store: StoreRef): void {
       const err = await store()
         .tx(async (tx) => {
           const a = await seedAgent(tx, "a1");
-          await tx.insertChallenge(challenge("c1", a.id));
-          await tx.consumeChallenge(bytes("nonce-c1"), T0 + 1);
+          await tx.insertChallenge(challenge("c1", a.id, { consumedAt: T0 + 1 }));
+          await tx.ensureSecret("k", bytes("secret", 32));
           await tx.insertCertificate(certificate("s1", a.id));
           await tx.insertAuditEvent(event(1));
           throw boom;
@@ -96,6 +96,7 @@ export function auditAndTxTests(store: StoreRef): void {
         expect(await tx.getDevice("d-a1")).toBeNull();
         expect(await tx.getAgent("a1")).toBeNull();
         expect(await tx.getChallenge(bytes("nonce-c1"))).toBeNull();
+        expect(await tx.ensureSecret("k", bytes("other", 32))).toEqual(bytes("other", 32));
         expect(await tx.countCertificates()).toBe(0);
         expect(await tx.auditHead()).toBeNull();
       });

@@ -2,60 +2,52 @@ import { describe, expect, it } from "vitest";
 import type { StoreRef } from "./conformance.js";
 import { bytes, certificate, challenge, expectCode, seedAgent, T0 } from "./fixtures.js";
 
-// The invariants the issuance pipeline leans on: a challenge has exactly one winner,
+// The invariants the issuance pipeline leans on: a challenge is redeemed at most once,
 // a serial is used once per issuer, a challenge yields at most one certificate.
 export function invariantTests(store: StoreRef): void {
+  // A challenges row is written only when a challenge is redeemed (minting writes
+  // nothing: the nonce is MAC'd), so the primary key is what makes a nonce one-time.
   describe("challenges", () => {
-    it("round-trips and reads unknown nonces as null", async () => {
-      const c = challenge("c1", "a1");
+    it("round-trips a redemption and reads unknown nonces as null", async () => {
+      const c = challenge("c1", "a1", { consumedAt: T0 + 10 });
       await store().tx(async (tx) => {
         await seedAgent(tx, "a1");
         await tx.insertChallenge(c);
       });
       expect(await store().tx((tx) => tx.getChallenge(c.nonce))).toEqual(c);
       expect(await store().tx((tx) => tx.getChallenge(bytes("other")))).toBeNull();
+    });
+
+    it("refuses a second row for a nonce as challenge.consumed, and nothing else as such", async () => {
+      const c = challenge("c1", "a1", { consumedAt: T0 + 10 });
+      await store().tx(async (tx) => {
+        await seedAgent(tx, "a1");
+        await tx.insertChallenge(c);
+      });
+      // Another agent, other times: still the same nonce, still refused.
+      await store().tx((tx) => seedAgent(tx, "a2"));
       await expectCode(
-        store().tx((tx) => tx.insertChallenge(c)),
+        store().tx((tx) => tx.insertChallenge({ ...c, agentId: "a2", consumedAt: T0 + 11 })),
+        "challenge.consumed",
+      );
+      expect(await store().tx((tx) => tx.getChallenge(c.nonce))).toEqual(c);
+      // A missing agent is a broken reference, not a redemption.
+      await expectCode(
+        store().tx((tx) => tx.insertChallenge(challenge("c2", "nobody", { consumedAt: T0 }))),
         "store.conflict",
       );
     });
 
-    it("is consumed once, and records when", async () => {
-      const c = challenge("c1", "a1");
-      await store().tx(async (tx) => {
-        await seedAgent(tx, "a1");
-        await tx.insertChallenge(c);
-      });
-      expect(await store().tx((tx) => tx.consumeChallenge(c.nonce, T0 + 10))).toBe(true);
-      expect(await store().tx((tx) => tx.consumeChallenge(c.nonce, T0 + 11))).toBe(false);
-      expect(await store().tx((tx) => tx.getChallenge(c.nonce))).toEqual({ ...c, consumedAt: T0 + 10 });
-      expect(await store().tx((tx) => tx.consumeChallenge(bytes("unknown"), T0))).toBe(false);
-    });
-
-    it("expires at expiresAt exactly: one ms before wins, at expiresAt loses", async () => {
-      const early = challenge("c1", "a1");
-      const edge = challenge("c2", "a1");
-      await store().tx(async (tx) => {
-        await seedAgent(tx, "a1");
-        await tx.insertChallenge(early);
-        await tx.insertChallenge(edge);
-      });
-      expect(await store().tx((tx) => tx.consumeChallenge(edge.nonce, edge.expiresAt))).toBe(false);
-      expect(await store().tx((tx) => tx.getChallenge(edge.nonce))).toEqual(edge);
-      expect(await store().tx((tx) => tx.consumeChallenge(early.nonce, early.expiresAt - 1))).toBe(true);
-    });
-
-    it("has exactly one winner among many concurrent attempts", async () => {
-      const c = challenge("c1", "a1");
-      await store().tx(async (tx) => {
-        await seedAgent(tx, "a1");
-        await tx.insertChallenge(c);
-      });
+    it("has exactly one winner among many concurrent redemptions of one nonce", async () => {
+      await store().tx((tx) => seedAgent(tx, "a1"));
       const attempts = Array.from({ length: 64 }, (_, i) =>
-        store().tx((tx) => tx.consumeChallenge(c.nonce, T0 + 1 + (i % 7))),
+        store().tx((tx) => tx.insertChallenge(challenge("c1", "a1", { consumedAt: T0 + 1 + (i % 7) }))),
       );
-      const wins = (await Promise.all(attempts)).filter(Boolean);
-      expect(wins).toHaveLength(1);
+      const outcomes = await Promise.allSettled(attempts);
+      expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(1);
+      for (const o of outcomes) {
+        if (o.status === "rejected") expect(o.reason).toMatchObject({ code: "challenge.consumed" });
+      }
     });
 
     it("deletes only challenges that expired before the cut-off", async () => {
@@ -69,6 +61,38 @@ export function invariantTests(store: StoreRef): void {
       expect(await store().tx((tx) => tx.getChallenge(bytes("nonce-old")))).toBeNull();
       expect(await store().tx((tx) => tx.getChallenge(bytes("nonce-edge")))).not.toBeNull();
       expect(await store().tx((tx) => tx.deleteExpiredChallenges(T0 + 1000))).toBe(2);
+    });
+  });
+
+  describe("server secrets", () => {
+    it("stores the first candidate and returns it, not later ones", async () => {
+      const first = bytes("secret-1", 32);
+      expect(await store().tx((tx) => tx.ensureSecret("k", first))).toEqual(first);
+      expect(await store().tx((tx) => tx.ensureSecret("k", bytes("secret-2", 32)))).toEqual(first);
+      // Names are independent.
+      expect(await store().tx((tx) => tx.ensureSecret("other", bytes("secret-3", 32)))).toEqual(
+        bytes("secret-3", 32),
+      );
+      expect(await store().tx((tx) => tx.ensureSecret("k", bytes("secret-4", 32)))).toEqual(first);
+    });
+
+    it("gives racing callers the one stored value", async () => {
+      const candidates = Array.from({ length: 32 }, (_, i) => bytes(`candidate-${i}`, 32));
+      const got = await Promise.all(candidates.map((c) => store().tx((tx) => tx.ensureSecret("k", c))));
+      const distinct = new Set(got.map((g) => g.toString("hex")));
+      expect(distinct.size).toBe(1);
+      expect(candidates.map((c) => c.toString("hex"))).toContain([...distinct][0]);
+    });
+
+    it("is rolled back with its transaction", async () => {
+      const err = await store()
+        .tx(async (tx) => {
+          await tx.ensureSecret("k", bytes("lost", 32));
+          throw new Error("boom");
+        })
+        .catch((e: unknown) => e);
+      expect(err).toMatchObject({ message: "boom" });
+      expect(await store().tx((tx) => tx.ensureSecret("k", bytes("kept", 32)))).toEqual(bytes("kept", 32));
     });
   });
 

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
@@ -45,6 +45,7 @@ const RELEASED: Record<number, string> = {
   6: "1509b54fde0497adf25ecabf3980196cb78bda39f48ef0ab9917b3a68a75e25c",
   7: "855269a1ed6ad3134c18c1d46ed953a675ae4201fffff6eb672d9e5e84ca7b0d",
   8: "7167f63c0a194f4230199e68b544c485ed3f9a25bc421a0caaf295bd47bfb01d",
+  9: "6ada8d051fdefc5a2f3a360cbbfe7abe39f123883156cc793535fc25be9209a0",
 };
 
 describe("PostgreSQL migrations", () => {
@@ -227,6 +228,26 @@ describe("PostgreSQL transactions", () => {
     // And the other way round: once the leaver has committed, a read sees it.
     expect((await a.tx((tx) => tx.getOwner("o1")))?.status).toBe("deprovisioned");
     await Promise.all([a.close(), b.close()]);
+  });
+});
+
+describe("server secrets across replicas", () => {
+  it("three pools racing to store a secret all get the one value stored", async () => {
+    const { make } = await fresh();
+    const replicas = [make(), make(), make()];
+    await replicas[0]!.migrate();
+    const got = await Promise.all(
+      replicas.flatMap((r, i) =>
+        Array.from({ length: 4 }, (_, j) =>
+          r.tx((tx) => tx.ensureSecret("challenge-mac/v1", randomBytes(32))).then((v) => [i, j, v] as const),
+        ),
+      ),
+    );
+    expect(new Set(got.map(([, , v]) => v.toString("hex"))).size).toBe(1);
+    // And a handle opened later reads it too.
+    const late = make();
+    expect(await late.tx((tx) => tx.ensureSecret("challenge-mac/v1", randomBytes(32)))).toEqual(got[0]![2]);
+    await Promise.all([...replicas, late].map((r) => r.close()));
   });
 });
 

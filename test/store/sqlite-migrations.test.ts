@@ -39,6 +39,7 @@ const RELEASED: Record<number, string> = {
   6: "1509b54fde0497adf25ecabf3980196cb78bda39f48ef0ab9917b3a68a75e25c",
   7: "4d4dc6c4adbf6b6bcd0fb757287c750fa84c6be6c6a7bffee5c47b0713d756d6",
   8: "7167f63c0a194f4230199e68b544c485ed3f9a25bc421a0caaf295bd47bfb01d",
+  9: "44efd59acccd7d8fda328f42483bc8c13442c8a8c44eb0fa0a27f6d02f7f0d02",
 };
 
 function tables(path: string): string[] {

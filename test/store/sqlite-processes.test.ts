@@ -10,7 +10,7 @@ import { SqliteStore } from "../../src/store/sqlite/index.js";
 import { activation, challenge, seedAgent, T0 } from "./fixtures.js";
 
 // Several processes on one SQLite file stand in for replicas: the in-process queue
-// cannot help them, only BEGIN IMMEDIATE and the conditional UPDATE can.
+// cannot help them, only BEGIN IMMEDIATE, conditional UPDATEs and primary keys can.
 
 const dir = mkdtempSync(join(tmpdir(), "mayfly-procs-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -48,19 +48,19 @@ async function startWorker(
       return JSON.parse(out.split("\n").filter(Boolean).at(-1) ?? "null") as {
         won: boolean;
         activationWon: boolean | null;
+        secret: string;
       };
     },
   };
 }
 
-it("one challenge and one activation have one winner each across processes; audit events form one chain", async () => {
+it("one challenge and one activation have one winner each across processes, all share one secret; audit events form one chain", async () => {
   const path = join(dir, "shared.db");
   const c = challenge("shared", "a1");
   const setup = new SqliteStore({ path });
   await setup.migrate();
   await setup.tx(async (tx) => {
     await seedAgent(tx, "a1");
-    await tx.insertChallenge(c);
     await tx.insertActivation(activation("act-shared"));
   });
   await setup.close();
@@ -73,12 +73,15 @@ it("one challenge and one activation have one winner each across processes; audi
   for (const w of workers) w.go();
   const results = await Promise.all(workers.map((w) => w.result()));
   expect(results.filter((r) => r.won)).toHaveLength(1);
+  expect(new Set(results.map((r) => r.secret)).size).toBe(1);
   const activationWinners = results.flatMap((r, i) => (r.activationWon ? [i] : []));
   expect(activationWinners).toHaveLength(1);
 
   const check = new SqliteStore({ path });
   expect(await verifyAuditChain(check)).toMatchObject({ ok: true, count: 100 });
   expect((await check.tx((tx) => tx.getChallenge(c.nonce)))?.consumedAt).toBe(T0 + 1);
+  const stored = await check.tx((tx) => tx.ensureSecret("challenge-key", Buffer.alloc(32)));
+  expect(stored.toString("hex")).toBe(results[0]!.secret);
   expect(await check.tx((tx) => tx.getActivation("act-shared"))).toMatchObject({
     state: "succeeded",
     deviceId: `device-replica-${activationWinners[0]}`,

@@ -24,7 +24,13 @@ export function issuanceRoutes(ctx: ServerContext): Router {
     const agentId = agentIdOf(req.params.agentId);
     try {
       const ch = await createChallenge(
-        { store: ctx.store, clock: ctx.clock, random: ctx.random, ttl: ctx.config.issuance.challengeTtl },
+        {
+          store: ctx.store,
+          clock: ctx.clock,
+          random: ctx.random,
+          ttl: ctx.config.issuance.challengeTtl,
+          key: ctx.challengeKey,
+        },
         agentId,
       );
       ctx.metrics.challenges.inc({ result: "allow", code: "" });

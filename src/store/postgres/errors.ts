@@ -33,13 +33,20 @@ export function isAuditSeqConflict(e: unknown): boolean {
 
 const CONSTRAINTS: Record<
   string,
-  { code: "certificate.serial_collision" | "store.conflict"; detail: string }
+  {
+    code: "certificate.serial_collision" | "challenge.consumed" | "store.conflict";
+    detail: string;
+    field?: string;
+  }
 > = {
   certificates_pkey: { code: "certificate.serial_collision", detail: "serial already used by this issuer" },
   certificates_challenge_nonce_key: {
     code: "store.conflict",
     detail: "the challenge already has a certificate",
   },
+  // A challenges row is written only when a challenge is redeemed (the nonce is its
+  // primary key), so a second row for a nonce is a second redemption.
+  challenges_pkey: { code: "challenge.consumed", detail: "the challenge was already used", field: "nonce" },
   agents_owner_name_key: { code: "store.conflict", detail: "the owner already has an agent with that name" },
   activations_pkey: { code: "store.conflict", detail: "an activation with that id already exists" },
   audit_events_pkey: { code: "store.conflict", detail: "an audit event with that seq already exists" },
@@ -70,6 +77,7 @@ export function mapPgError(e: unknown, what: string): unknown {
         {
           cause: e,
           extra: { constraint },
+          ...(known?.field ? { field: known.field } : {}),
         },
       );
     }

@@ -22,7 +22,9 @@ import {
   deviceFromRow,
   deviceParams,
   EK_REGISTRATION_COLS,
+  ENSURE_SECRET_SQL,
   ekRegistrationFromRow,
+  GET_SECRET_SQL,
   INSERT_DEVICE_SQL,
   listDevicesQuery,
   OWNER_COLS,
@@ -350,17 +352,18 @@ export class PostgresTx extends PgTxBase implements StoreTx {
     ]);
     return r ? challengeFromRow(r) : null;
   }
-  async consumeChallenge(nonce: Buffer, at: number): Promise<boolean> {
-    // The condition lives in the UPDATE, not in a prior read: whoever's update changes
-    // the row won, on any number of connections or replicas. A second UPDATE waits for
-    // the first's row lock, then re-checks the condition on the committed row (READ
-    // COMMITTED), finds it consumed and changes nothing.
-    const sql =
-      "UPDATE challenges SET consumed_at = ? WHERE nonce = ? AND consumed_at IS NULL AND expires_at > ?";
-    return (await this.run("consumeChallenge", sql, [at, nonce, at])) === 1;
-  }
   async deleteExpiredChallenges(before: number): Promise<number> {
     return await this.run("deleteExpiredChallenges", "DELETE FROM challenges WHERE expires_at < ?", [before]);
+  }
+
+  // server secrets
+  async ensureSecret(name: string, candidate: Buffer): Promise<Buffer> {
+    // A concurrent insert of the same name waits for the first to commit, then inserts
+    // nothing; the SELECT, a new statement under READ COMMITTED, sees the committed value.
+    await this.run("ensureSecret", ENSURE_SECRET_SQL, [name, candidate]);
+    const r = await this.get("ensureSecret", GET_SECRET_SQL, [name]);
+    if (!r) throw new MayflyError("internal.error", `secret ${name} vanished after insert`);
+    return r.value as Buffer;
   }
 
   // certificates
@@ -420,8 +423,10 @@ export class PostgresTx extends PgTxBase implements StoreTx {
     this.mustChange(r, () => new MayflyError("request.not_found", `no CA certificate ${id}`));
   }
   async compareAndSetCaSlot(id: string, from: CaSlot, to: CaSlot): Promise<boolean> {
-    // As consumeChallenge: a second UPDATE waits for the first's row lock, then re-checks
-    // the slot on the committed row and changes nothing.
+    // The condition lives in the UPDATE, not in a prior read: whoever's update changes the
+    // row won, on any number of connections or replicas. A second UPDATE waits for the
+    // first's row lock, then re-checks the slot on the committed row (READ COMMITTED) and
+    // changes nothing.
     const sql = "UPDATE ca_certificates SET slot = ? WHERE id = ? AND slot = ?";
     return (await this.run("compareAndSetCaSlot", sql, [to, id, from])) === 1;
   }
@@ -483,7 +488,7 @@ export class PostgresTx extends PgTxBase implements StoreTx {
     deviceId: string | null,
     at: number,
   ): Promise<boolean> {
-    // As consumeChallenge: the condition is in the UPDATE, so exactly one attempt changes
+    // As compareAndSetCaSlot: the condition is in the UPDATE, so exactly one attempt changes
     // the row. expires_at == at is already expired.
     const sql =
       "UPDATE activations SET state = ?, device_id = ?, completed_at = ? " +
@@ -619,7 +624,7 @@ export class PostgresTx extends PgTxBase implements StoreTx {
     return r ? transferFromRow(r) : null;
   }
   async closeTransfer(id: string, state: Exclude<TransferState, "pending">, at: number): Promise<boolean> {
-    // As consumeChallenge: the condition is in the UPDATE, so one accept (or cancel) wins.
+    // As compareAndSetCaSlot: the condition is in the UPDATE, so one accept (or cancel) wins.
     const sql =
       "UPDATE agent_transfers SET state = ?, completed_at = ? WHERE id = ? AND state = 'pending' AND expires_at > ?";
     return (await this.run("closeTransfer", sql, [state, at, id, at])) === 1;

@@ -42,6 +42,15 @@ export function mapSqliteError(e: unknown, what: string): unknown {
         extra: { constraint: "certificates.challenge_nonce" },
       });
     }
+    if (cols === "challenges.nonce") {
+      // The row is written only when a challenge is redeemed (its primary key is the
+      // nonce), so a second row for a nonce is a second redemption.
+      return new MayflyError("challenge.consumed", "the challenge was already used", {
+        cause: e,
+        field: "nonce",
+        extra: { constraint: "challenges.nonce" },
+      });
+    }
     if (cols.includes("agents.owner_id") && cols.includes("agents.name")) {
       return new MayflyError("store.conflict", `${what}: the owner already has an agent with that name`, {
         cause: e,

@@ -164,6 +164,10 @@ export function listDevicesQuery(q: {
 export const RECORD_HOOK_JTI_SQL =
   "INSERT INTO hook_jtis (source, jti, expires_at, created_at) VALUES (?, ?, ?, ?) " +
   "ON CONFLICT (source, jti) DO NOTHING";
+// The CA's own secrets: insert-or-keep, then read what is stored (the first value wins).
+export const ENSURE_SECRET_SQL =
+  "INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING";
+export const GET_SECRET_SQL = "SELECT value FROM server_secrets WHERE name = ?";
 export const DELETE_EXPIRED_HOOK_JTIS_SQL =
   "DELETE FROM hook_jtis WHERE (source, jti) IN (SELECT source, jti FROM hook_jtis " +
   "WHERE expires_at < ? ORDER BY expires_at LIMIT ?)";

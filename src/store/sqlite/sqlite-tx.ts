@@ -42,7 +42,9 @@ import {
   deviceFromRow,
   deviceParams,
   EK_REGISTRATION_COLS,
+  ENSURE_SECRET_SQL,
   ekRegistrationFromRow,
+  GET_SECRET_SQL,
   INSERT_DEVICE_SQL,
   listDevicesQuery,
   OWNER_COLS,
@@ -276,16 +278,19 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
     const r = this.get("getChallenge", `SELECT ${CHALLENGE_COLS} FROM challenges WHERE nonce = ?`, [nonce]);
     return r ? challengeFromRow(r) : null;
   }
-  async consumeChallenge(nonce: Buffer, at: number): Promise<boolean> {
-    // The condition lives in the UPDATE, not in a prior read: whoever's update changes
-    // the row won, on any number of connections or replicas.
-    const sql =
-      "UPDATE challenges SET consumed_at = ? WHERE nonce = ? AND consumed_at IS NULL AND expires_at > ?";
-    return this.run("consumeChallenge", sql, [at, nonce, at]).changes === 1;
-  }
   async deleteExpiredChallenges(before: number): Promise<number> {
     return this.run("deleteExpiredChallenges", "DELETE FROM challenges WHERE expires_at < ?", [before])
       .changes;
+  }
+
+  // server secrets
+  async ensureSecret(name: string, candidate: Buffer): Promise<Buffer> {
+    // Writers are serialised (BEGIN IMMEDIATE), so the insert-or-keep then read is exact
+    // across processes on one file.
+    this.run("ensureSecret", ENSURE_SECRET_SQL, [name, candidate]);
+    const r = this.get("ensureSecret", GET_SECRET_SQL, [name]);
+    if (!r) throw new MayflyError("internal.error", `secret ${name} vanished after insert`);
+    return r.value as Buffer;
   }
 
   // certificates
@@ -399,7 +404,8 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
     deviceId: string | null,
     at: number,
   ): Promise<boolean> {
-    // As consumeChallenge: the condition is in the UPDATE, so exactly one attempt changes
+    // The condition lives in the UPDATE, not in a prior read: whoever's update changes
+    // the row won, on any number of connections or replicas. Exactly one attempt changes
     // the row. expires_at == at is already expired.
     const sql =
       "UPDATE activations SET state = ?, device_id = ?, completed_at = ? " +
@@ -530,7 +536,7 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
     return r ? transferFromRow(r) : null;
   }
   async closeTransfer(id: string, state: Exclude<TransferState, "pending">, at: number): Promise<boolean> {
-    // As consumeChallenge: the condition is in the UPDATE, so one accept (or cancel) wins.
+    // As completeActivation: the condition is in the UPDATE, so one accept (or cancel) wins.
     const sql =
       "UPDATE agent_transfers SET state = ?, completed_at = ? WHERE id = ? AND state = 'pending' AND expires_at > ?";
     return this.run("closeTransfer", sql, [state, at, id, at]).changes === 1;

@@ -11,8 +11,9 @@ import { type Cluster, challengeAt, type Replica, redeemAt } from "./cluster.js"
 //   - every certificate a client received is recorded, byte for byte;
 //   - no serial repeats; every recorded certificate has its allow event;
 //   - a recorded certificate nobody received belongs to a request cut off by a kill;
-//   - no challenge is stuck: a consumed one has its certificate, an unconsumed one
-//     (unexpired) can still be redeemed;
+//   - no challenge is stuck: a redeemed one (a challenges row) has its certificate and
+//     vice versa; one whose redemption a kill cut off before it was recorded can still be
+//     redeemed (unexpired);
 //   - the audit chain verifies.
 
 export interface CrashOptions {
@@ -22,7 +23,7 @@ export interface CrashOptions {
   agents: number;
   deadlineMs: number; // the kills must be done by then
   seed: number;
-  /** Every challenge row in the store (the Store interface has no listing for them). */
+  /** Every challenge row (one per redemption) in the store (the Store interface has no listing for them). */
   listChallenges(): Promise<Challenge[]>;
 }
 
@@ -61,7 +62,7 @@ export async function runCrashScenario(cluster: Cluster, o: CrashOptions): Promi
   for (let i = 0; i < o.agents; i++) agents.push(await cluster.seedAgent(i + 1));
 
   const received = new Map<string, { der: Buffer; nonce: string }>(); // by serial hex
-  const cutOff = new Set<string>(); // nonces whose redemption was cut off by a kill
+  const cutOff = new Map<string, TestAgent>(); // nonces whose redemption was cut off by a kill
   let running = true;
 
   async function worker(): Promise<void> {
@@ -91,7 +92,7 @@ export async function runCrashScenario(cluster: Cluster, o: CrashOptions): Promi
         await sleep(20);
       } catch (e) {
         if (e instanceof Error && /issuance at/.test(e.message)) throw e;
-        cutOff.add(nonce.toString("hex")); // connection reset/refused: outcome unknown to the client
+        cutOff.set(nonce.toString("hex"), agent); // connection reset/refused: outcome unknown to the client
       }
     }
   }
@@ -159,23 +160,31 @@ export async function runCrashScenario(cluster: Cluster, o: CrashOptions): Promi
       expect(cutOff.has(r.nonce ?? ""), `certificate ${serial} appeared from nowhere`).toBe(true);
   }
 
-  // No challenge is stuck: a consumed one has its certificate; an unconsumed, unexpired
-  // one (including those whose answer a kill cut off) can still be redeemed, at a
-  // replica started after the crashes.
+  // No challenge is stuck. Minting writes nothing; a redemption writes the challenge's
+  // row and its certificate in one transaction, so each row has its certificate and each
+  // certificate its row. A redemption a kill cut off before it was recorded left nothing
+  // behind, so its nonce (unexpired) can still be redeemed, at a replica started after
+  // the crashes.
   const restarted = await cluster.start(`r${++started}`);
-  const byAgent = new Map(agents.map((a) => [a.agentId, a]));
   let redeemedAfter = 0;
   const challenges = await o.listChallenges();
-  const now = Date.now();
+  const rows = new Set(challenges.map((ch) => ch.nonce.toString("hex")));
   for (const ch of challenges) {
     const hex = ch.nonce.toString("hex");
-    if (ch.consumedAt !== null) {
-      expect(consumedWithCert.has(hex), `challenge ${hex} consumed without a certificate`).toBe(true);
-    } else if (ch.expiresAt > now + 5_000) {
-      const res = await redeemAt(restarted.url, ca, byAgent.get(ch.agentId)!, ch.nonce);
-      expect(res.status, `unconsumed challenge ${hex} could not be redeemed: ${res.text}`).toBe(201);
-      redeemedAfter++;
-    }
+    expect(ch.consumedAt, `challenge row ${hex} not marked consumed`).not.toBeNull();
+    expect(consumedWithCert.has(hex), `challenge ${hex} consumed without a certificate`).toBe(true);
+  }
+  for (const hex of consumedWithCert)
+    expect(rows.has(hex), `certificate for ${hex} without its row`).toBe(true);
+  const now = Date.now();
+  for (const [hex, agent] of cutOff) {
+    if (rows.has(hex)) continue; // recorded before the kill
+    const nonce = Buffer.from(hex, "hex");
+    // The nonce's MAC'd expiry (bytes 12..18, ms big-endian; authority/challenges.ts).
+    if (nonce.readUIntBE(12, 6) <= now + 5_000) continue;
+    const res = await redeemAt(restarted.url, ca, agent, nonce);
+    expect(res.status, `cut-off challenge ${hex} could not be redeemed: ${res.text}`).toBe(201);
+    redeemedAfter++;
   }
   await restarted.kill9();
 

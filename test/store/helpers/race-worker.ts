@@ -1,9 +1,11 @@
 // One "replica" for sqlite-processes.test.ts: its own process and connection on a
 // shared database file. It says "ready", waits for "go" on stdin so that all replicas
-// start together, races for one challenge (and, if given, one TPM activation), appends
+// start together, races to redeem one challenge and to store the challenge key (and, if given, one TPM activation), appends
 // audit events, and reports.
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { appendAudit } from "../../../src/audit/chain.js";
+import { isMayflyError } from "../../../src/errors/index.js";
 import { ManualClock } from "../../../src/runtime/clock.js";
 import { SqliteStore } from "../../../src/store/sqlite/index.js";
 
@@ -16,7 +18,26 @@ const clock = new ManualClock(1_750_000_000_000);
 process.stdout.write("ready\n");
 await once(process.stdin, "data");
 
-const won = await store.tx((tx) => tx.consumeChallenge(Buffer.from(nonceHex, "hex"), clock.now() + 1));
+// A redemption is the insert of the nonce's row; the primary key lets exactly one in.
+const won = await store
+  .tx((tx) =>
+    tx.insertChallenge({
+      nonce: Buffer.from(nonceHex, "hex"),
+      agentId: "a1",
+      createdAt: clock.now() + 1,
+      expiresAt: clock.now() + 60_000,
+      consumedAt: clock.now() + 1,
+    }),
+  )
+  .then(
+    () => true,
+    (e: unknown) => {
+      if (isMayflyError(e) && e.code === "challenge.consumed") return false;
+      throw e;
+    },
+  );
+// Every replica offers its own random key; all must end up with the one stored.
+const secret = (await store.tx((tx) => tx.ensureSecret("challenge-key", randomBytes(32)))).toString("hex");
 // The device id names the replica, so the stored outcome shows whose attempt won.
 const activationWon = activationId
   ? await store.tx((tx) =>
@@ -37,5 +58,5 @@ for (let i = 0; i < Number(appendsArg); i++) {
   );
 }
 await store.close();
-process.stdout.write(`${JSON.stringify({ won, activationWon })}\n`);
+process.stdout.write(`${JSON.stringify({ won, activationWon, secret })}\n`);
 process.stdin.destroy();

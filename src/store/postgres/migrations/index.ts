@@ -7,6 +7,7 @@ import { pgMigration0005 } from "./0005_ca_journal.js";
 import { pgMigration0006 } from "./0006_mdm.js";
 import { pgMigration0007 } from "./0007_ak_qualified_name.js";
 import { pgMigration0008 } from "./0008_certificate_issuer_expiry.js";
+import { pgMigration0009 } from "./0009_server_secrets.js";
 
 export type { Migration } from "../../sqlite/migrations/migration.js";
 
@@ -23,4 +24,5 @@ export const PG_MIGRATIONS: readonly Migration[] = [
   pgMigration0006,
   pgMigration0007,
   pgMigration0008,
+  pgMigration0009,
 ];

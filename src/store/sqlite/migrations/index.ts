@@ -6,6 +6,7 @@ import { migration0005 } from "./0005_ca_journal.js";
 import { migration0006 } from "./0006_mdm.js";
 import { migration0007 } from "./0007_ak_qualified_name.js";
 import { migration0008 } from "./0008_certificate_issuer_expiry.js";
+import { migration0009 } from "./0009_server_secrets.js";
 import type { Migration } from "./migration.js";
 
 export type { Migration } from "./migration.js";
@@ -20,4 +21,5 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   migration0006,
   migration0007,
   migration0008,
+  migration0009,
 ];
