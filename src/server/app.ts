@@ -1,13 +1,15 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { MayflyError } from "../errors/index.js";
 import type { ServerContext } from "./context.js";
+import { fastIssuance } from "./fast-issuance.js";
 import { problemHandler } from "./problem.js";
 import { adminRoutes } from "./routes/admin.js";
 import { agentRoutes } from "./routes/agents.js";
 import { bundleRoutes } from "./routes/bundle.js";
 import { deviceRoutes } from "./routes/devices.js";
 import { hookRoutes } from "./routes/hooks.js";
-import { issuanceRoutes } from "./routes/issuance.js";
+import { issuanceHandlers, issuanceRoutes } from "./routes/issuance.js";
 import { opsRoutes } from "./routes/ops.js";
 import { scimRoutes } from "./routes/scim.js";
 
@@ -27,17 +29,20 @@ function requireJson(req: Request, _res: Response, next: NextFunction): void {
 }
 
 /** The express app. No listening, no process state: the caller owns the server. */
-export function createApp(ctx: ServerContext): express.Express {
+export function createApp(ctx: ServerContext, handlers = issuanceHandlers(ctx)): express.Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
   app.use((req, res, next) => {
     res.setHeader("cache-control", "no-store");
-    const start = process.hrtime.bigint();
-    res.on("finish", () => {
-      const ms = Number(process.hrtime.bigint() - start) / 1e6;
-      ctx.log.debug({ method: req.method, path: req.path, status: res.statusCode, ms }, "request");
-    });
+    // The request log is at debug: skip the listener and clock reads when it is off.
+    if (ctx.log.isLevelEnabled("debug")) {
+      const start = process.hrtime.bigint();
+      res.on("finish", () => {
+        const ms = Number(process.hrtime.bigint() - start) / 1e6;
+        ctx.log.debug({ method: req.method, path: req.path, status: res.statusCode, ms }, "request");
+      });
+    }
     next();
   });
   // SCIM has its own media type, authentication and error documents, so it sits before
@@ -50,7 +55,7 @@ export function createApp(ctx: ServerContext): express.Express {
   app.use(opsRoutes(ctx));
   app.use(bundleRoutes(ctx));
   app.use(deviceRoutes(ctx));
-  app.use(issuanceRoutes(ctx));
+  app.use(issuanceRoutes(ctx, handlers));
   app.use(agentRoutes(ctx));
   app.use(adminRoutes(ctx));
   app.use((req, _res, next) => {
@@ -58,4 +63,36 @@ export function createApp(ctx: ServerContext): express.Express {
   });
   app.use(problemHandler(ctx.log));
   return app;
+}
+
+export interface RequestListenerOptions {
+  /**
+   * Whether the hand-written issuance handler (fast-issuance.ts) may take a request; absent:
+   * always. A function, so one test can drive the same server down either path.
+   */
+  fastPath?: () => boolean;
+  /** Told of every request the hand-written handler took (tests prove which path answered). */
+  onFastPath?: (req: IncomingMessage) => void;
+}
+
+/**
+ * The server's 'request' listener: challenge and certificate requests the hand-written
+ * handler can answer exactly as the app would go to it; everything else to the express app.
+ */
+export function createRequestListener(
+  ctx: ServerContext,
+  opts: RequestListenerOptions = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const handlers = issuanceHandlers(ctx);
+  const app = createApp(ctx, handlers);
+  const fast = fastIssuance(ctx, handlers);
+  const enabled = opts.fastPath ?? (() => true);
+  const told = opts.onFastPath;
+  return (req, res) => {
+    if (enabled() && fast(req, res)) {
+      told?.(req);
+      return;
+    }
+    app(req, res);
+  };
 }

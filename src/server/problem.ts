@@ -1,3 +1,4 @@
+import type { ServerResponse } from "node:http";
 import type { ErrorRequestHandler, Response } from "express";
 import type { Logger } from "pino";
 import { type ErrorCode, isMayflyError, MayflyError } from "../errors/index.js";
@@ -53,19 +54,39 @@ function fromExpressError(err: unknown): MayflyError | null {
   }
 }
 
+/**
+ * The MayflyError an error is answered with. Unknown failures are logged with their stack
+ * (`path` is the request's path without its query) but never shown to the client.
+ */
+export function asMayflyError(err: unknown, log: Logger, path: string): MayflyError {
+  if (isMayflyError(err)) return err;
+  const mapped = fromExpressError(err);
+  if (mapped) return mapped;
+  log.error({ err, path }, "unhandled error");
+  return new MayflyError("internal.error", "an internal error occurred");
+}
+
+/**
+ * sendProblem without express, for the hand-written issuance handler (fast-issuance.ts):
+ * the same status and body, and the content type express's res.type() + res.send() produce.
+ */
+export function writeProblem(
+  res: ServerResponse,
+  err: MayflyError,
+  instance: string,
+  headers: Record<string, string>,
+): void {
+  const body = JSON.stringify(toProblem(err, instance));
+  res.writeHead(err.status, {
+    ...headers,
+    "content-type": "application/problem+json; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
 export function problemHandler(log: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    let me: MayflyError;
-    if (isMayflyError(err)) me = err;
-    else {
-      const mapped = fromExpressError(err);
-      if (mapped) me = mapped;
-      else {
-        // Unknown failures are logged with their stack but never shown to the client.
-        log.error({ err, path: req.path }, "unhandled error");
-        me = new MayflyError("internal.error", "an internal error occurred");
-      }
-    }
-    sendProblem(res, me, req.originalUrl);
+    sendProblem(res, asMayflyError(err, log, req.path), req.originalUrl);
   };
 }

@@ -19,7 +19,7 @@ import type { Clock, Random } from "../runtime/clock.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/store.js";
 import { buildServerCertificate, newSerial } from "../x509/index.js";
-import { createApp } from "./app.js";
+import { createRequestListener, type RequestListenerOptions } from "./app.js";
 import { devPassphrase } from "./dev-passphrase.js";
 import { mdmServices } from "./mdm.js";
 import { createMetrics } from "./metrics.js";
@@ -58,7 +58,14 @@ export interface RunningServer {
  */
 export async function startServer(
   rc: ResolvedConfig,
-  deps: { clock: Clock; random: Random; log: Logger; evidence: EvidenceRegistry },
+  deps: {
+    clock: Clock;
+    random: Random;
+    log: Logger;
+    evidence: EvidenceRegistry;
+    /** Tests only: which path answers the issuance routes (app.ts createRequestListener). */
+    listener?: RequestListenerOptions;
+  },
 ): Promise<RunningServer> {
   const { clock, random, log, evidence } = deps;
   const { config } = rc;
@@ -161,21 +168,24 @@ export async function startServer(
   const metrics = createMetrics();
   const owners = await ownerServices(config, { clock, log });
   const mdm = await mdmServices(config, { clock, log });
-  const app = createApp({
-    store,
-    clock,
-    random,
-    evidence,
-    config,
-    ca: () => live.state(),
-    challengeKey,
-    log,
-    metrics,
-    ekTrust,
-    ...owners,
-    mdm,
-  });
-  const server = createServer(await tlsFor(state), app);
+  const listener = createRequestListener(
+    {
+      store,
+      clock,
+      random,
+      evidence,
+      config,
+      ca: () => live.state(),
+      challengeKey,
+      log,
+      metrics,
+      ekTrust,
+      ...owners,
+      mdm,
+    },
+    deps.listener,
+  );
+  const server = createServer(await tlsFor(state), listener);
   onCaChange = async (s) => {
     await writeTrustFiles(s);
     server.setSecureContext(await tlsFor(s));

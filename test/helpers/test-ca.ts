@@ -2,11 +2,12 @@ import { createHash, generateKeyPairSync, type KeyObject, sign, webcrypto } from
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { loadConfig } from "../../src/config/index.js";
 import { EvidenceRegistry } from "../../src/evidence/registry.js";
 import { tpmFormats } from "../../src/evidence/tpm-formats.js";
 import { ManualClock, systemRandom } from "../../src/runtime/clock.js";
+import type { RequestListenerOptions } from "../../src/server/app.js";
 import { type RunningServer, startServer } from "../../src/server/start.js";
 import type { Agent, Binding, Device, Owner } from "../../src/store/types.js";
 import * as x509 from "../../src/x509/peculiar.js";
@@ -55,7 +56,10 @@ profiles:
     keyResidency: [bound]
 `;
 
-export async function startTestCa(configYaml: string = TEST_CONFIG): Promise<TestCa> {
+export async function startTestCa(
+  configYaml: string = TEST_CONFIG,
+  opts: { listener?: RequestListenerOptions; log?: Logger } = {},
+): Promise<TestCa> {
   const dir = await mkdtemp(join(tmpdir(), "mayfly-test-"));
   let cfgPath: string | null = null;
   if (configYaml) {
@@ -66,13 +70,19 @@ export async function startTestCa(configYaml: string = TEST_CONFIG): Promise<Tes
   const rc = await loadConfig(cfgPath, { MAYFLY_DATA_DIR: join(dir, "data"), MAYFLY_LISTEN: "127.0.0.1:0" });
   // Real time (TLS peers check validity against the wall clock), moved only by tests.
   const clock = new ManualClock(Date.now());
-  const log = pino({ level: "silent" });
+  const log = opts.log ?? pino({ level: "silent" });
   // As productionFormats: the qualifiedSigner must be the QN recorded at activation.
   const evidence = new EvidenceRegistry([
     testSignedFormat,
     ...tpmFormats({ qualifiedSigner: (device) => device.akQualifiedName ?? null }),
   ]);
-  const running = await startServer(rc, { clock, random: systemRandom, log, evidence });
+  const running = await startServer(rc, {
+    clock,
+    random: systemRandom,
+    log,
+    evidence,
+    listener: opts.listener,
+  });
   const bundle = await https(`${running.url}/v1/bundle`, { insecure: true });
   const b = bundle.json as { roots: { pem: string }[]; intermediates: { pem: string }[] };
   const rootPem = b.roots.map((r) => r.pem).join("");
