@@ -3,7 +3,7 @@ import { MayflyError } from "../errors/index.js";
 import type { Clock } from "../runtime/clock.js";
 import type { StoreTx } from "../store/store.js";
 import type { AuditDecision, AuditEvent, AuditEventInput } from "../store/types.js";
-import { canonicalJson } from "./canonical.js";
+import { canonicalJson, canonicalJsonCopy } from "./canonical.js";
 
 /** The version of the hashed encoding; bump (and keep verifying v1) if its shape changes. */
 export const AUDIT_HASH_VERSION = 1;
@@ -30,6 +30,22 @@ export function auditHashInput(e: Omit<AuditEvent, "hash">): string {
     data: e.data,
     prevHash: e.prevHash.toString("hex"),
   });
+}
+
+/**
+ * auditHashInput with the data member's canonical encoding given, for sealing: the same
+ * octets (members in JCS key order) without encoding data a second time. test/audit proves
+ * every sealed event's hash equal to auditHash of the stored event (auditHashInput above,
+ * which verification uses).
+ */
+function hashInputWithData(e: Omit<AuditEvent, "hash" | "data">, dataJson: string): string {
+  const f = (v: unknown, name: string) => canonicalJson(v, `$.${name}`);
+  return (
+    `{"actor":${f(e.actor, "actor")},"code":${f(e.code, "code")},"data":${dataJson}` +
+    `,"decision":${f(e.decision, "decision")},"prevHash":${f(e.prevHash.toString("hex"), "prevHash")}` +
+    `,"seq":${f(e.seq, "seq")},"subject":${f(e.subject, "subject")},"ts":${f(e.ts, "ts")}` +
+    `,"type":${f(e.type, "type")},"v":${AUDIT_HASH_VERSION}}`
+  );
 }
 
 export function auditHash(e: Omit<AuditEvent, "hash">): Buffer {
@@ -62,6 +78,10 @@ export function sealAuditEvent(
   ts: number,
   input: AuditEventInput,
 ): AuditEvent {
+  // One walk encodes data and copies it: the copy is what is stored, and it is exactly what
+  // the hash covers (JSON.parse of the encoding would give the same object, at twice the
+  // cost); later mutation of the caller's object cannot change either.
+  const { json, copy } = canonicalJsonCopy(input.data, "data");
   const unhashed = {
     seq: head ? head.seq + 1 : 1,
     ts,
@@ -70,12 +90,11 @@ export function sealAuditEvent(
     code: input.code,
     actor: input.actor,
     subject: input.subject,
-    // A deep copy through the canonical form: what is stored is exactly what was hashed,
-    // and later mutation of the caller's object cannot change either.
-    data: JSON.parse(canonicalJson(input.data, "data")) as Record<string, unknown>,
+    data: copy as Record<string, unknown>,
     prevHash: head ? head.hash : GENESIS_HASH,
   };
-  return { ...unhashed, hash: auditHash(unhashed) };
+  const hash = createHash("sha256").update(hashInputWithData(unhashed, json), "utf8").digest();
+  return { ...unhashed, hash };
 }
 
 function checkInput(i: AuditEventInput): void {
