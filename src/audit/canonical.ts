@@ -16,20 +16,20 @@ import { MayflyError } from "../errors/index.js";
  * the offending path, e.g. "data.evidence[2].nonce".
  */
 export function canonicalJson(value: unknown, path = "$"): string {
-  return encode(value, path, new Set(), null);
+  return new Encoder(path, false).encode(value);
 }
 
 /**
  * canonicalJson and, from the same walk, a deep copy of `value` equal to
- * JSON.parse(json): plain objects and arrays rebuilt (keys in canonical order, -0 as 0),
- * primitives as read. Every value is read once, so the copy is exactly what was encoded
- * even if a getter or a concurrent holder would answer differently on a second read.
- * Refuses what canonicalJson refuses, with the same field.
+ * JSON.parse(json): plain objects and arrays rebuilt (keys in canonical order, -0 as 0,
+ * a "__proto__" key as an own property), primitives as read. Every value is read once, so
+ * the copy is exactly what was encoded even if a getter would answer differently on a
+ * second read. Refuses what canonicalJson refuses, with the same field.
  */
 export function canonicalJsonCopy(value: unknown, path = "$"): { json: string; copy: unknown } {
-  const out: { v: unknown } = { v: undefined };
-  const json = encode(value, path, new Set(), out);
-  return { json, copy: out.v };
+  const e = new Encoder(path, true);
+  const json = e.encode(value);
+  return { json, copy: e.copied };
 }
 
 // String.prototype.isWellFormed (ES2024, V8 11.2+, so every Node this runs on): false
@@ -37,82 +37,114 @@ export function canonicalJsonCopy(value: unknown, path = "$"): { json: string; c
 const isWellFormed = (String.prototype as unknown as { isWellFormed: (this: string) => boolean })
   .isWellFormed;
 
-function reject(path: string, why: string): never {
-  throw new MayflyError("internal.error", `cannot canonically encode ${path}: ${why}`, { field: path });
+/** No lone surrogates (the strings canonicalJson accepts). */
+export function isWellFormedString(s: string): boolean {
+  return isWellFormed.call(s);
 }
 
-/** Encodes `v`; when `out` is given, also stores the copy of `v` in out.v. */
-function encode(v: unknown, path: string, seen: Set<object>, out: { v: unknown } | null): string {
-  switch (typeof v) {
-    case "string":
-      if (!isWellFormed.call(v)) reject(path, "string contains a lone surrogate");
-      if (out) out.v = v;
-      return JSON.stringify(v);
-    case "number":
-      if (!Number.isFinite(v)) reject(path, `non-finite number ${v}`);
-      // ECMAScript Number-to-String is what JCS prescribes; -0 becomes "0".
-      if (out) out.v = v === 0 ? 0 : v;
-      return JSON.stringify(v);
-    case "boolean":
-      if (out) out.v = v;
-      return v ? "true" : "false";
-    case "object":
-      if (v === null) {
-        if (out) out.v = null;
-        return "null";
-      }
-      return encodeObject(v, path, seen, out);
-    default:
-      return reject(path, `${typeof v} is not JSON`);
+/**
+ * One walk. The path of the value being encoded is kept as a stack of steps and only
+ * spelled out when something is refused. With `copying`, each encode leaves the copy of
+ * the value it encoded in `copied`.
+ */
+class Encoder {
+  private readonly steps: (string | number)[] = [];
+  private readonly seen = new Set<object>();
+  copied: unknown;
+
+  constructor(
+    private readonly root: string,
+    private readonly copying: boolean,
+  ) {}
+
+  private path(): string {
+    let p = this.root;
+    for (const s of this.steps) p += typeof s === "number" ? `[${s}]` : `.${s}`;
+    return p;
   }
-}
 
-function encodeObject(v: object, path: string, seen: Set<object>, out: { v: unknown } | null): string {
-  if (seen.has(v)) reject(path, "cycle");
-  seen.add(v);
-  try {
-    const child: { v: unknown } | null = out ? { v: undefined } : null;
+  private reject(why: string): never {
+    const path = this.path();
+    throw new MayflyError("internal.error", `cannot canonically encode ${path}: ${why}`, { field: path });
+  }
+
+  encode(v: unknown): string {
+    switch (typeof v) {
+      case "string":
+        if (!isWellFormed.call(v)) this.reject("string contains a lone surrogate");
+        this.copied = v;
+        return JSON.stringify(v);
+      case "number":
+        if (!Number.isFinite(v)) this.reject(`non-finite number ${v}`);
+        // ECMAScript Number-to-String is what JCS prescribes; -0 becomes "0" (and 0 in the copy).
+        this.copied = v === 0 ? 0 : v;
+        return String(v);
+      case "boolean":
+        this.copied = v;
+        return v ? "true" : "false";
+      case "object":
+        if (v === null) {
+          this.copied = null;
+          return "null";
+        }
+        return this.encodeObject(v);
+      default:
+        return this.reject(`${typeof v} is not JSON`);
+    }
+  }
+
+  private encodeObject(v: object): string {
+    if (this.seen.has(v)) this.reject("cycle");
+    this.seen.add(v);
+    const steps = this.steps;
     if (Array.isArray(v)) {
-      const copy: unknown[] | null = out ? [] : null;
+      const copy: unknown[] | null = this.copying ? [] : null;
       let json = "[";
       for (let i = 0; i < v.length; i++) {
         // Holes in sparse arrays read as undefined and are refused like undefined.
         if (i > 0) json += ",";
-        json += encode(v[i], `${path}[${i}]`, seen, child);
-        if (copy) copy.push(child!.v);
+        steps.push(i);
+        json += this.encode(v[i]);
+        steps.pop();
+        if (copy) copy.push(this.copied);
       }
-      if (out) out.v = copy;
+      this.seen.delete(v);
+      this.copied = copy;
       return `${json}]`;
     }
     const proto = Object.getPrototypeOf(v);
     if (proto !== Object.prototype && proto !== null) {
       const name = (v as { constructor?: { name?: string } }).constructor?.name ?? "object";
-      reject(path, `${name} is not a plain object`);
+      this.reject(`${name} is not a plain object`);
     }
-    if (Object.getOwnPropertySymbols(v).length > 0) reject(path, "symbol keys are not JSON");
+    if (Object.getOwnPropertySymbols(v).length > 0) this.reject("symbol keys are not JSON");
     // Default sort compares UTF-16 code units, which is exactly JCS's key order.
     const keys = Object.keys(v).sort();
-    const copy: Record<string, unknown> | null = out ? {} : null;
+    const copy: Record<string, unknown> | null = this.copying ? {} : null;
     let json = "{";
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
       const value = (v as Record<string, unknown>)[k];
-      if (!isWellFormed.call(k)) reject(`${path}.${k}`, "key contains a lone surrogate");
+      steps.push(k);
+      if (!isWellFormed.call(k)) this.reject("key contains a lone surrogate");
       if (i > 0) json += ",";
-      json += `${JSON.stringify(k)}:${encode(value, `${path}.${k}`, seen, child)}`;
-      // defineProperty, not assignment: a "__proto__" key must become an own property, as
-      // JSON.parse makes it, not the copy's prototype.
-      if (copy)
-        Object.defineProperty(copy, k, {
-          value: child!.v,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
+      json += `${JSON.stringify(k)}:${this.encode(value)}`;
+      steps.pop();
+      if (copy) {
+        // A "__proto__" key must become an own property, as JSON.parse makes it, not the
+        // copy's prototype; every other key can be assigned.
+        if (k === "__proto__") {
+          Object.defineProperty(copy, k, {
+            value: this.copied,
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
+        } else copy[k] = this.copied;
+      }
     }
-    if (out) out.v = copy;
+    this.seen.delete(v);
+    this.copied = copy;
     return `${json}}`;
-  } finally {
-    seen.delete(v);
   }
 }

@@ -3,7 +3,7 @@ import { MayflyError } from "../errors/index.js";
 import type { Clock } from "../runtime/clock.js";
 import type { StoreTx } from "../store/store.js";
 import type { AuditDecision, AuditEvent, AuditEventInput } from "../store/types.js";
-import { canonicalJson, canonicalJsonCopy } from "./canonical.js";
+import { canonicalJson, canonicalJsonCopy, isWellFormedString } from "./canonical.js";
 
 /** The version of the hashed encoding; bump (and keep verifying v1) if its shape changes. */
 export const AUDIT_HASH_VERSION = 1;
@@ -39,7 +39,16 @@ export function auditHashInput(e: Omit<AuditEvent, "hash">): string {
  * which verification uses).
  */
 function hashInputWithData(e: Omit<AuditEvent, "hash" | "data">, dataJson: string): string {
-  const f = (v: unknown, name: string) => canonicalJson(v, `$.${name}`);
+  // The members are strings, null and safe integers: their encodings directly, anything else
+  // through canonicalJson, which encodes or refuses it as auditHashInput would.
+  const f = (v: unknown, name: string): string =>
+    v === null
+      ? "null"
+      : typeof v === "string" && isWellFormedString(v)
+        ? JSON.stringify(v)
+        : Number.isSafeInteger(v)
+          ? String(v)
+          : canonicalJson(v, `$.${name}`);
   return (
     `{"actor":${f(e.actor, "actor")},"code":${f(e.code, "code")},"data":${dataJson}` +
     `,"decision":${f(e.decision, "decision")},"prevHash":${f(e.prevHash.toString("hex"), "prevHash")}` +
