@@ -1,6 +1,6 @@
 import { KeyObject } from "node:crypto";
 import { MayflyError } from "../errors/index.js";
-import { isHashAlgAllowed, objectName, TPM_ST, type TpmtPublic } from "../tpm/index.js";
+import { isHashAlgAllowed, objectNameOfPublicArea, TPM_ST, type TpmtPublic } from "../tpm/index.js";
 import { bindingDigest } from "./binding.js";
 import type { EvidenceContext, EvidenceFacts, EvidenceFormat } from "./format.js";
 import {
@@ -106,7 +106,9 @@ export function verifyTpmCertify(e: CertifyEvidence, x: CertifyExpectation): Evi
       detail: `0x${key.nameAlg.toString(16)} is not allowed`,
     });
   }
-  const name = objectName(key);
+  // The Name of the public area exactly as sent (it parsed strictly: the TPM2B's two size
+  // octets, then the TPMT_PUBLIC to the last byte), which is what the TPM hashed.
+  const name = objectNameOfPublicArea(key.nameAlg, e.keyPublic.subarray(2));
   if (!attest.attested.name.equals(name)) {
     throw new MayflyError(
       "attestation.name_mismatch",
