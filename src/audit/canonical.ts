@@ -16,61 +16,135 @@ import { MayflyError } from "../errors/index.js";
  * the offending path, e.g. "data.evidence[2].nonce".
  */
 export function canonicalJson(value: unknown, path = "$"): string {
-  return encode(value, path, new Set());
+  return new Encoder(path, false).encode(value);
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-function reject(path: string, why: string): never {
-  throw new MayflyError("internal.error", `cannot canonically encode ${path}: ${why}`, { field: path });
+/**
+ * canonicalJson and, from the same walk, a deep copy of `value` equal to
+ * JSON.parse(json): plain objects and arrays rebuilt (keys in canonical order, -0 as 0,
+ * a "__proto__" key as an own property), primitives as read. Every value is read once, so
+ * the copy is exactly what was encoded even if a getter would answer differently on a
+ * second read. Refuses what canonicalJson refuses, with the same field.
+ */
+export function canonicalJsonCopy(value: unknown, path = "$"): { json: string; copy: unknown } {
+  const e = new Encoder(path, true);
+  const json = e.encode(value);
+  return { json, copy: e.copied };
 }
 
-function encode(v: unknown, path: string, seen: Set<object>): string {
-  switch (typeof v) {
-    case "string":
-      if (LONE_SURROGATE.test(v)) reject(path, "string contains a lone surrogate");
-      return JSON.stringify(v);
-    case "number":
-      if (!Number.isFinite(v)) reject(path, `non-finite number ${v}`);
-      // ECMAScript Number-to-String is what JCS prescribes; -0 becomes "0".
-      return JSON.stringify(v);
-    case "boolean":
-      return v ? "true" : "false";
-    case "object":
-      if (v === null) return "null";
-      return encodeObject(v, path, seen);
-    default:
-      return reject(path, `${typeof v} is not JSON`);
+// String.prototype.isWellFormed (ES2024, V8 11.2+, so every Node this runs on): false
+// exactly when the string holds a lone surrogate. Cheaper than a lookaround regex.
+const isWellFormed = (String.prototype as unknown as { isWellFormed: (this: string) => boolean })
+  .isWellFormed;
+
+/** No lone surrogates (the strings canonicalJson accepts). */
+export function isWellFormedString(s: string): boolean {
+  return isWellFormed.call(s);
+}
+
+/**
+ * One walk. The path of the value being encoded is kept as a stack of steps and only
+ * spelled out when something is refused. With `copying`, each encode leaves the copy of
+ * the value it encoded in `copied`.
+ */
+class Encoder {
+  private readonly steps: (string | number)[] = [];
+  private readonly seen = new Set<object>();
+  copied: unknown;
+
+  constructor(
+    private readonly root: string,
+    private readonly copying: boolean,
+  ) {}
+
+  private path(): string {
+    let p = this.root;
+    for (const s of this.steps) p += typeof s === "number" ? `[${s}]` : `.${s}`;
+    return p;
   }
-}
 
-function encodeObject(v: object, path: string, seen: Set<object>): string {
-  if (seen.has(v)) reject(path, "cycle");
-  seen.add(v);
-  try {
+  private reject(why: string): never {
+    const path = this.path();
+    throw new MayflyError("internal.error", `cannot canonically encode ${path}: ${why}`, { field: path });
+  }
+
+  encode(v: unknown): string {
+    switch (typeof v) {
+      case "string":
+        if (!isWellFormed.call(v)) this.reject("string contains a lone surrogate");
+        this.copied = v;
+        return JSON.stringify(v);
+      case "number":
+        if (!Number.isFinite(v)) this.reject(`non-finite number ${v}`);
+        // ECMAScript Number-to-String is what JCS prescribes; -0 becomes "0" (and 0 in the copy).
+        this.copied = v === 0 ? 0 : v;
+        return String(v);
+      case "boolean":
+        this.copied = v;
+        return v ? "true" : "false";
+      case "object":
+        if (v === null) {
+          this.copied = null;
+          return "null";
+        }
+        return this.encodeObject(v);
+      default:
+        return this.reject(`${typeof v} is not JSON`);
+    }
+  }
+
+  private encodeObject(v: object): string {
+    if (this.seen.has(v)) this.reject("cycle");
+    this.seen.add(v);
+    const steps = this.steps;
     if (Array.isArray(v)) {
-      const parts: string[] = [];
+      const copy: unknown[] | null = this.copying ? [] : null;
+      let json = "[";
       for (let i = 0; i < v.length; i++) {
         // Holes in sparse arrays read as undefined and are refused like undefined.
-        parts.push(encode(v[i], `${path}[${i}]`, seen));
+        if (i > 0) json += ",";
+        steps.push(i);
+        json += this.encode(v[i]);
+        steps.pop();
+        if (copy) copy.push(this.copied);
       }
-      return `[${parts.join(",")}]`;
+      this.seen.delete(v);
+      this.copied = copy;
+      return `${json}]`;
     }
     const proto = Object.getPrototypeOf(v);
     if (proto !== Object.prototype && proto !== null) {
       const name = (v as { constructor?: { name?: string } }).constructor?.name ?? "object";
-      reject(path, `${name} is not a plain object`);
+      this.reject(`${name} is not a plain object`);
     }
-    if (Object.getOwnPropertySymbols(v).length > 0) reject(path, "symbol keys are not JSON");
+    if (Object.getOwnPropertySymbols(v).length > 0) this.reject("symbol keys are not JSON");
     // Default sort compares UTF-16 code units, which is exactly JCS's key order.
     const keys = Object.keys(v).sort();
-    const parts = keys.map((k) => {
-      const child = (v as Record<string, unknown>)[k];
-      if (LONE_SURROGATE.test(k)) reject(`${path}.${k}`, "key contains a lone surrogate");
-      return `${JSON.stringify(k)}:${encode(child, `${path}.${k}`, seen)}`;
-    });
-    return `{${parts.join(",")}}`;
-  } finally {
-    seen.delete(v);
+    const copy: Record<string, unknown> | null = this.copying ? {} : null;
+    let json = "{";
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      const value = (v as Record<string, unknown>)[k];
+      steps.push(k);
+      if (!isWellFormed.call(k)) this.reject("key contains a lone surrogate");
+      if (i > 0) json += ",";
+      json += `${JSON.stringify(k)}:${this.encode(value)}`;
+      steps.pop();
+      if (copy) {
+        // A "__proto__" key must become an own property, as JSON.parse makes it, not the
+        // copy's prototype; every other key can be assigned.
+        if (k === "__proto__") {
+          Object.defineProperty(copy, k, {
+            value: this.copied,
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
+        } else copy[k] = this.copied;
+      }
+    }
+    this.seen.delete(v);
+    this.copied = copy;
+    return `${json}}`;
   }
 }

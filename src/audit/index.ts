@@ -1,5 +1,12 @@
 export { canonicalJson } from "./canonical.js";
-export { AUDIT_HASH_VERSION, appendAudit, auditHash, auditHashInput, GENESIS_HASH } from "./chain.js";
+export {
+  AUDIT_HASH_VERSION,
+  appendAudit,
+  auditHash,
+  auditHashInput,
+  GENESIS_HASH,
+  sealAuditEvent,
+} from "./chain.js";
 export {
   type AuditFailureReason,
   type AuditVerifyOptions,

@@ -11,7 +11,10 @@ export interface EvidenceContext {
   device: Device;
   /** The challenge nonce the attestation must be bound to. */
   nonce: Buffer;
-  /** The key in the CSR (already parsed and its signature verified). */
+  /**
+   * The key in the CSR (already parsed and its signature verified); spki is its canonical
+   * SubjectPublicKeyInfo DER as readCsr returns it (tpm-certify compares TPM keys to it byte for byte).
+   */
   csrKey: { spki: Buffer; publicKey: KeyObject };
   profile: Profile;
   clock: Clock;

@@ -1,6 +1,6 @@
-import type { KeyObject } from "node:crypto";
+import { KeyObject } from "node:crypto";
 import { MayflyError } from "../errors/index.js";
-import { isHashAlgAllowed, objectName, TPM_ST, type TpmtPublic } from "../tpm/index.js";
+import { isHashAlgAllowed, objectNameOfPublicArea, TPM_ST, type TpmtPublic } from "../tpm/index.js";
 import { bindingDigest } from "./binding.js";
 import type { EvidenceContext, EvidenceFacts, EvidenceFormat } from "./format.js";
 import {
@@ -18,7 +18,7 @@ import {
 } from "./tpm-common.js";
 import {
   attributeProblem,
-  holdsKey,
+  holdsSpki,
   keyTypeLabel,
   signingSchemeProblem,
   strengthProblem,
@@ -45,8 +45,12 @@ export interface CertifyExpectation {
   signer: AttestationSigner;
   /** What extraData must hold: bindingDigest(nonce, CSR SPKI) in the protocol. */
   extraData: Buffer;
-  /** The CSR's public key: the certified key must be this key. */
-  csrKey: KeyObject;
+  /**
+   * The CSR's public key: the certified key must be this key. Either its canonical SPKI DER
+   * as readCsr returns it (what the format passes: the same octets extraData binds), or a
+   * KeyObject, whose SPKI is exported here.
+   */
+  csrKey: { spki: Buffer } | KeyObject;
 }
 
 const F = {
@@ -102,7 +106,9 @@ export function verifyTpmCertify(e: CertifyEvidence, x: CertifyExpectation): Evi
       detail: `0x${key.nameAlg.toString(16)} is not allowed`,
     });
   }
-  const name = objectName(key);
+  // The Name of the public area exactly as sent (it parsed strictly: the TPM2B's two size
+  // octets, then the TPMT_PUBLIC to the last byte), which is what the TPM hashed.
+  const name = objectNameOfPublicArea(key.nameAlg, e.keyPublic.subarray(2));
   if (!attest.attested.name.equals(name)) {
     throw new MayflyError(
       "attestation.name_mismatch",
@@ -113,7 +119,9 @@ export function verifyTpmCertify(e: CertifyEvidence, x: CertifyExpectation): Evi
     );
   }
   checkCertifiedKey(key);
-  if (!holdsKey(key, x.csrKey)) {
+  const csrSpki =
+    x.csrKey instanceof KeyObject ? x.csrKey.export({ type: "spki", format: "der" }) : x.csrKey.spki;
+  if (!holdsSpki(key, csrSpki)) {
     throw new MayflyError(
       "attestation.key_mismatch",
       `${F.keyPublic}: the certified key is not the CSR key`,
@@ -147,7 +155,7 @@ export function tpmCertifyFormat(opts: TpmFormatOptions = {}): EvidenceFormat {
       return verifyTpmCertify(evidence, {
         signer,
         extraData: bindingDigest(ctx.nonce, ctx.csrKey.spki),
-        csrKey: ctx.csrKey.publicKey,
+        csrKey: { spki: ctx.csrKey.spki },
       });
     },
   };

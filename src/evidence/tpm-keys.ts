@@ -1,4 +1,3 @@
-import type { KeyObject } from "node:crypto";
 import {
   publicKeyObject,
   rsaExponent,
@@ -7,6 +6,8 @@ import {
   TPMA_OBJECT,
   type TpmtPublic,
 } from "../tpm/index.js";
+import { bitString, DER_NULL, integerFromUnsigned, oid, sequence } from "../x509/der.js";
+import { OID_RSA_ENCRYPTION } from "../x509/oids.js";
 
 // Key rules shared by the AK check at activation and the certified key in tpm-certify.
 // They return the first failure as { attribute, detail } so each caller throws its own code.
@@ -90,32 +91,58 @@ function stripZeros(b: Buffer): Buffer {
   return b.subarray(i);
 }
 
-const JWK_CURVES: ReadonlyMap<number, string> = new Map([
-  [TPM_ECC_CURVE.NIST_P256, "P-256"],
-  [TPM_ECC_CURVE.NIST_P384, "P-384"],
+// SubjectPublicKeyInfo DER of a named-curve EC key up to the uncompressed point's 04, as
+// node:crypto exports it (and as readCsr returns an agent key's SPKI).
+const EC_SPKI_PREFIX: ReadonlyMap<number, { prefix: Buffer; bytes: number }> = new Map([
+  [
+    TPM_ECC_CURVE.NIST_P256,
+    { prefix: Buffer.from("3059301306072a8648ce3d020106082a8648ce3d03010703420004", "hex"), bytes: 32 },
+  ],
+  [
+    TPM_ECC_CURVE.NIST_P384,
+    { prefix: Buffer.from("3076301006072a8648ce3d020106052b8104002203620004", "hex"), bytes: 48 },
+  ],
 ]);
+const RSA_ALGORITHM = sequence(oid(OID_RSA_ENCRYPTION), DER_NULL);
+
+/** `coord` (big-endian, possibly short or zero-padded) equals spki[at, at + size) exactly. */
+function coordinateAt(spki: Buffer, at: number, size: number, coord: Buffer): boolean {
+  // An empty TPM2B is no coordinate (publicKeyObject refuses it too), not the number 0.
+  if (coord.length === 0) return false;
+  const v = stripZeros(coord);
+  if (v.length > size) return false;
+  const pad = size - v.length;
+  for (let i = 0; i < pad; i++) if (spki[at + i] !== 0) return false;
+  return spki.subarray(at + pad, at + size).equals(v);
+}
 
 /**
- * Whether a TPM public area holds exactly `key`, compared on the key's numbers (modulus and
- * exponent, or curve and point), without importing the TPM key: `key` was already validated
- * when it was imported, so equality also proves the TPM key valid. Cheaper than two SPKI
- * round-trips through OpenSSL, which dominate a verification otherwise.
+ * Whether a TPM public area holds exactly the key whose canonical SubjectPublicKeyInfo DER
+ * (named curve, uncompressed point; or RSA with NULL parameters, as node:crypto exports it and
+ * as readCsr returns it) is `spki`, compared byte for byte: same curve, same x and y at full
+ * coordinate width, or same modulus and exponent as minimal DER INTEGERs. Nothing is imported:
+ * the CSR key was validated when readCsr imported it, so equality also proves the TPM key
+ * valid. A non-canonical `spki` (a compressed point, explicit curve parameters) never matches.
  */
-export function holdsKey(pub: TpmtPublic, key: KeyObject): boolean {
-  const jwk = key.export({ format: "jwk" });
+export function holdsSpki(pub: TpmtPublic, spki: Buffer): boolean {
   if (pub.type === TPM_ALG.RSA) {
-    if (jwk.kty !== "RSA" || !jwk.n || !jwk.e) return false;
+    if (pub.unique.length === 0) return false;
     const e = Buffer.alloc(4);
     e.writeUInt32BE(rsaExponent(pub));
-    return (
-      stripZeros(Buffer.from(jwk.n, "base64url")).equals(stripZeros(pub.unique)) &&
-      stripZeros(Buffer.from(jwk.e, "base64url")).equals(stripZeros(e))
+    const want = sequence(
+      RSA_ALGORITHM,
+      bitString(sequence(integerFromUnsigned(pub.unique), integerFromUnsigned(e))),
     );
+    return spki.equals(want);
   }
-  if (jwk.kty !== "EC" || !jwk.x || !jwk.y || jwk.crv !== JWK_CURVES.get(pub.curveId)) return false;
+  const c = EC_SPKI_PREFIX.get(pub.curveId);
+  if (!c) return false;
+  const { prefix, bytes } = c;
   return (
-    stripZeros(Buffer.from(jwk.x, "base64url")).equals(stripZeros(pub.unique.x)) &&
-    stripZeros(Buffer.from(jwk.y, "base64url")).equals(stripZeros(pub.unique.y))
+    spki.length === prefix.length + 2 * bytes &&
+    spki.subarray(0, prefix.length).equals(prefix) &&
+    coordinateAt(spki, prefix.length, bytes, pub.unique.x) &&
+    coordinateAt(spki, prefix.length + bytes, bytes, pub.unique.y)
   );
 }
 

@@ -47,6 +47,16 @@ export function objectName(pub: TpmtPublic): Buffer {
   return digestName(pub.nameAlg, marshalTpmtPublic(pub), "TPMT_PUBLIC.nameAlg");
 }
 
+/**
+ * Name over a marshalled TPMT_PUBLIC as received (the content of a TPM2B_PUBLIC that parsed
+ * strictly, with `nameAlg` read from it): what the TPM hashed, without re-marshalling the
+ * parsed structure. Equal to objectName(parse(bytes)) for every encoding the strict parser
+ * accepts (test/tpm/name.test.ts); were the two ever to differ, this one is the TPM's.
+ */
+export function objectNameOfPublicArea(nameAlg: number, publicArea: Uint8Array): Buffer {
+  return digestName(nameAlg, publicArea, "TPMT_PUBLIC.nameAlg");
+}
+
 /** The QN of a hierarchy (the parent QN of a primary key, e.g. an EK) is its handle. */
 export function hierarchyQualifiedName(handle: number): Buffer {
   return new TpmWriter().u32(handle, "TPM_RH").finish();

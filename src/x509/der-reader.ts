@@ -13,6 +13,13 @@ export interface Tlv {
   readonly content: Buffer;
 }
 
+// Decoded OID texts by their content octets: the same dozen OIDs recur in every CSR and
+// leaf, and decoding goes through BigInt. Only successful decodes are kept (a content that
+// failed is decoded, and refused, every time). Bounded; once full, new OIDs (say, odd
+// subject attribute types in CSRs) are decoded each time and nothing is evicted.
+const oidTexts = new Map<string, string>();
+const OID_CACHE_MAX = 512;
+
 export class DerReader {
   private pos = 0;
 
@@ -113,7 +120,14 @@ export class DerReader {
   }
 
   oid(field: string): string {
-    return decodeOid(this.expect(TAG_OID, field).content, (d) => this.fail(field, `${field}: ${d}`));
+    const c = this.expect(TAG_OID, field).content;
+    const key = c.toString("latin1");
+    let text = oidTexts.get(key);
+    if (text === undefined) {
+      text = decodeOid(c, (d) => this.fail(field, `${field}: ${d}`));
+      if (oidTexts.size < OID_CACHE_MAX) oidTexts.set(key, text);
+    }
+    return text;
   }
 
   /** BIT STRING whose length is a whole number of octets; returns those octets. */
