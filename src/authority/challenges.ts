@@ -106,11 +106,11 @@ export function verifyChallenge(
 }
 
 /**
- * Whether the agent exists: challenge creation's one store access. Kept in one place
- * on purpose (it will move to a read-only store API).
+ * Whether the agent exists: challenge creation's one store access, a read-only snapshot
+ * (store.read), so minting a nonce never waits for or takes the write lock.
  */
 async function agentExists(store: Store, agentId: string): Promise<boolean> {
-  return (await store.tx((tx) => tx.getAgent(agentId))) !== null;
+  return (await store.read((tx) => tx.getAgent(agentId))) !== null;
 }
 
 /**

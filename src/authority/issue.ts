@@ -71,7 +71,9 @@ export async function issueCertificate(deps: IssueDeps, agentId: string, body: u
     // without the store; that it is used once is the recording transaction's insert.
     const challenge = verifyChallenge(deps.challengeKey, req.nonce, agentId, now);
 
-    const pre = await store.tx(async (tx) => readFacts(tx, agentId));
+    // A read-only snapshot: no write lock. Every fact it yields is read again inside the
+    // recording transaction below, so a change committed in between is never missed.
+    const pre = await store.read(async (tx) => readFacts(tx, agentId));
     const profile = profileOf(config, pre.agent);
     const live = checkLiveness({
       ...pre,
