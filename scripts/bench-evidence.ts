@@ -8,6 +8,7 @@
 // renews); "cold" gives each call a fresh AK so the stored AK is parsed and imported again.
 import { performance } from "node:perf_hooks";
 import { tpmCertifyFormat } from "../src/evidence/tpm-certify.js";
+import { SIGNER_CACHE_MAX } from "../src/evidence/tpm-common.js";
 import { tpmQuoteFormat } from "../src/evidence/tpm-quote.js";
 import { computePcrDigest, marshalAttest, pcrSelectionOf, TPM_ALG } from "../src/tpm/index.js";
 import {
@@ -67,7 +68,7 @@ async function benchCertify(akKind: KeyKind, keyKind: KeyKind, cold: boolean): P
   // Cold: more distinct stored AKs than the signer cache holds, visited round-robin. They
   // share one key pair and differ in authPolicy, so each is parsed and imported afresh.
   const keys = generate(akKind);
-  const aks: SimKey[] = Array.from({ length: cold ? 1100 : 1 }, (_, i) =>
+  const aks: SimKey[] = Array.from({ length: cold ? SIGNER_CACHE_MAX + 100 : 1 }, (_, i) =>
     simKey(akKind, AK_ATTRS, cold ? { authPolicy: policy(i) } : {}, keys),
   );
   const cases = aks.map((ak) => ({

@@ -6,6 +6,7 @@
 // and the audit event (canonical JSON, copy, SHA-256). Single thread, in-process.
 //
 //   node --import tsx scripts/bench-hotpath.ts [--n 2000] [--warmup 500] [--runs 5]
+//        [--devices 2000] [--clock wall|cpu] [--sync-sign]
 //
 // Inputs are made up front with the bench's software TPM (scripts/bench/sim-tpm.ts, the same
 // structures the load tool sends): a pool of devices with activated AKs (the stored AK is a
@@ -22,6 +23,7 @@ import { bindingDigest } from "../src/evidence/binding.js";
 import type { EvidenceContext, EvidenceFacts } from "../src/evidence/format.js";
 import { tpmFormats } from "../src/evidence/tpm-formats.js";
 import { KeyObjectSigner } from "../src/keys/key-object-signer.js";
+import type { CaSigner } from "../src/keys/keystore.js";
 import { ManualClock } from "../src/runtime/clock.js";
 import type { Agent, Device } from "../src/store/types.js";
 import { bitString, oid, sequence } from "../src/x509/der.js";
@@ -135,8 +137,19 @@ async function main(): Promise<void> {
   const cases = Array.from({ length: total }, (_, i) => makeCase(devs[i % DEVICES]!));
   const [certifyFormat] = tpmFormats();
   const test = await makeIssuer("P-256");
-  // The file keystore's signer (async sign on the libuv pool), as the server uses it.
-  const signer = new KeyObjectSigner("bench", test.signer.privateKey);
+  // The file keystore's signer (async sign on the libuv pool), as the server uses it; with
+  // --sync-sign, the same key signing synchronously on the main thread instead (to weigh
+  // the pool hand-off: it costs CPU on both threads).
+  const pooled = new KeyObjectSigner("bench", test.signer.privateKey);
+  const signer: CaSigner = argv.includes("--sync-sign")
+    ? {
+        label: pooled.label,
+        spec: pooled.spec,
+        publicKey: pooled.publicKey,
+        spki: pooled.spki,
+        sign: async (data, hash) => sign(hash, data, { key: test.signer.privateKey, dsaEncoding: "der" }),
+      }
+    : pooled;
   const encoder = createLeafEncoder({ certificateDer: test.certificateDer, signer });
   const issuerDer = test.certificateDer;
   const clock = new ManualClock(NOW);

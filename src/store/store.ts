@@ -22,7 +22,8 @@ import type {
 /**
  * The narrow storage interface. Every read and write happens inside `tx`, so the
  * issuance pipeline can check liveness and record the certificate atomically: a
- * lifecycle change committed before the transaction is always seen by it.
+ * lifecycle change committed before the transaction is always seen by it. Reads that
+ * decide no write may use `read` instead, which never waits for writers.
  *
  * Backends: sqlite/ (embedded default) and, later, postgres/. Both are proven by
  * test/store/conformance.ts.

@@ -52,25 +52,37 @@ export interface IssuerView {
 }
 
 const issuerCache = new WeakMap<Buffer, IssuerView>();
+// By content too: a caller that re-reads the issuer certificate per request (a fresh Buffer
+// each time) must not pay a @peculiar parse per issuance. Issuers are few; bounded anyway.
+const issuerByContent = new Map<string, IssuerView>();
+const ISSUERS_BY_CONTENT_MAX = 32;
 
 /** The issuer's subject, SKI and key, read once per issuer certificate with @peculiar/asn1-x509. */
 export function issuerView(der: Buffer): IssuerView {
   let v = issuerCache.get(der);
-  if (!v) {
-    const tbs = parseCertificate(der).asn.tbsCertificate;
-    const skiExt = tbs.extensions?.find((e) => e.extnID === OID_SUBJECT_KEY_IDENTIFIER);
-    if (!skiExt) throw violation("issuer.subjectKeyIdentifier", "the issuer certificate has no SKI");
-    v = {
-      subject: Buffer.from(AsnConvert.serialize(tbs.subject)),
-      ski: bytes(AsnConvert.parse(skiExt.extnValue.buffer, SubjectKeyIdentifier).buffer),
-      publicKey: createPublicKey({
-        key: Buffer.from(AsnConvert.serialize(tbs.subjectPublicKeyInfo)),
-        format: "der",
-        type: "spki",
-      }),
-    };
+  if (v) return v;
+  const content = der.toString("latin1");
+  v = issuerByContent.get(content);
+  if (v) {
     issuerCache.set(der, v);
+    return v;
   }
+  const tbs = parseCertificate(der).asn.tbsCertificate;
+  const skiExt = tbs.extensions?.find((e) => e.extnID === OID_SUBJECT_KEY_IDENTIFIER);
+  if (!skiExt) throw violation("issuer.subjectKeyIdentifier", "the issuer certificate has no SKI");
+  v = {
+    subject: Buffer.from(AsnConvert.serialize(tbs.subject)),
+    ski: bytes(AsnConvert.parse(skiExt.extnValue.buffer, SubjectKeyIdentifier).buffer),
+    publicKey: createPublicKey({
+      key: Buffer.from(AsnConvert.serialize(tbs.subjectPublicKeyInfo)),
+      format: "der",
+      type: "spki",
+    }),
+  };
+  issuerCache.set(der, v);
+  if (issuerByContent.size >= ISSUERS_BY_CONTENT_MAX)
+    issuerByContent.delete(issuerByContent.keys().next().value!);
+  issuerByContent.set(content, v);
   return v;
 }
 

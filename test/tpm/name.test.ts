@@ -49,20 +49,18 @@ describe("Names and qualified names (Part 1 §16)", () => {
     ).toBe(true);
   });
 
-  it.each([
-    ...EK_TYPES.map((t) => `ek/${t}`),
-    ...EK_TYPES.map((t) => `ak/${t}`),
-    "keys/ecc",
-    "keys/rsa",
-  ])("%s: the Name over the received public area is the artefact and objectName's", (p) => {
-    // tpm-certify hashes the bytes as received; fuzz.test.ts proves every TPM2B_PUBLIC the
-    // strict parser accepts marshals back to exactly those bytes, so the two always agree.
-    const bytes = fx(`swtpm/${p}.pub`);
-    const pub = unmarshalTpm2bPublic(bytes);
-    const name = objectNameOfPublicArea(pub.nameAlg, bytes.subarray(2));
-    expect(name.equals(objectName(pub))).toBe(true);
-    expect(name.equals(fx(`swtpm/${p}.name`))).toBe(true);
-  });
+  it.each([...EK_TYPES.map((t) => `ek/${t}`), ...EK_TYPES.map((t) => `ak/${t}`), "keys/ecc", "keys/rsa"])(
+    "%s: the Name over the received public area is the artefact and objectName's",
+    (p) => {
+      // tpm-certify hashes the bytes as received; fuzz.test.ts proves every TPM2B_PUBLIC the
+      // strict parser accepts marshals back to exactly those bytes, so the two always agree.
+      const bytes = fx(`swtpm/${p}.pub`);
+      const pub = unmarshalTpm2bPublic(bytes);
+      const name = objectNameOfPublicArea(pub.nameAlg, bytes.subarray(2));
+      expect(name.equals(objectName(pub))).toBe(true);
+      expect(name.equals(fx(`swtpm/${p}.name`))).toBe(true);
+    },
+  );
 
   it("refuses to qualify a handle or a Name of the wrong size", () => {
     expectTpmError(
