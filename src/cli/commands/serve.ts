@@ -53,7 +53,8 @@ export function registerServe(program: Command): void {
  * Several processes behind one listening socket (node:cluster), one event loop per core.
  * Each worker is a complete server over the same store: SQLite in WAL mode, where BEGIN
  * IMMEDIATE serialises writers across processes, so a challenge still yields one
- * certificate, serials stay unique and the audit chain has one head. The first worker
+ * certificate, serials stay unique and the audit chain has one head; every worker reads
+ * the one challenge key from the store, so a nonce minted by one verifies at another. The first worker
  * starts alone, so a development root is created once; the others load it. A worker that
  * dies takes the service down rather than leaving it half-served.
  */
