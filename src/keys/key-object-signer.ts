@@ -27,23 +27,32 @@ export class KeyObjectSigner implements CaSigner {
   }
 
   /**
-   * Async (libuv thread pool) rather than sync: on this class of machine P-256 signs
-   * ~40k/s sync but ~65k/s across the pool, and P-384/RSA never block the event loop.
+   * EC keys sign on the event loop: a P-256 signature is ~20-40 µs of CPU, while a trip
+   * through the libuv pool costs 95-160 µs of process CPU per signature (measured with
+   * scripts/bench-hotpath.ts --sync-sign), and on a busy 2-core CA there is no idle core
+   * for the pool to win back. RSA (milliseconds per signature) stays on the pool so it
+   * never stalls the loop.
    */
   sign(data: Uint8Array, hash: HashName): Promise<Buffer> {
     assertHash(hash);
-    const key =
-      this.spec.kind === "ec"
-        ? { key: this.#privateKey, dsaEncoding: "der" as const }
-        : { key: this.#privateKey, padding: constants.RSA_PKCS1_PADDING };
+    if (this.spec.kind === "ec") {
+      try {
+        return Promise.resolve(sign(hash, data, { key: this.#privateKey, dsaEncoding: "der" }));
+      } catch (err) {
+        return Promise.reject(this.#failed(err));
+      }
+    }
     return new Promise((resolve, reject) => {
-      sign(hash, data, key, (err, sig) => {
-        // The OpenSSL error text never carries key bytes, but keep it as a cause only.
-        if (err)
-          reject(new MayflyError("internal.error", `signing with key ${this.label} failed`, { cause: err }));
+      sign(hash, data, { key: this.#privateKey, padding: constants.RSA_PKCS1_PADDING }, (err, sig) => {
+        if (err) reject(this.#failed(err));
         else resolve(sig);
       });
     });
+  }
+
+  // The OpenSSL error text never carries key bytes, but keep it as a cause only.
+  #failed(err: unknown): MayflyError {
+    return new MayflyError("internal.error", `signing with key ${this.label} failed`, { cause: err });
   }
 
   toJSON(): Record<string, unknown> {
