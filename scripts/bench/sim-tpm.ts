@@ -9,7 +9,7 @@ import {
   createECDH,
   createHash,
   createHmac,
-  generateKeyPairSync,
+  createPrivateKey,
   type KeyObject,
   sign,
   timingSafeEqual,
@@ -22,13 +22,13 @@ import {
   hierarchyQualifiedName,
   kdfa,
   kdfe,
-  keyParamsFromKeyObject,
   marshalAttest,
   marshalSignature,
   marshalTpm2bPublic,
   objectName,
   qualifiedName,
   TPM_ALG,
+  TPM_ECC_CURVE,
   TPM_GENERATED_VALUE,
   TPM_RH,
   TPM_ST,
@@ -46,6 +46,8 @@ const KEY_ATTRS = A.fixedTPM | A.fixedParent | A.sensitiveDataOrigin | A.userWit
 export interface SimEk {
   pub: TpmtPublic;
   privateKey: KeyObject;
+  /** The private scalar, for the ECDH of ActivateCredential. */
+  d: Buffer;
   tpm2b: Buffer;
   /** SHA-256 of the EK's SubjectPublicKeyInfo DER, as the CA registers it. */
   hash: Buffer;
@@ -60,8 +62,44 @@ export interface SimAk {
   qualifiedName: Buffer;
 }
 
-function p256(): { privateKey: KeyObject; publicKey: KeyObject } {
-  return generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+// SPKI DER of a P-256 key up to the uncompressed point's 04: the SPKI is this prefix and
+// x || y, which the TPM returns in TPMT_PUBLIC.unique.
+const P256_SPKI_PREFIX = Buffer.from("3059301306072a8648ce3d020106082a8648ce3d03010703420004", "hex");
+
+interface P256 {
+  privateKey: KeyObject;
+  d: Buffer;
+  x: Buffer;
+  y: Buffer;
+  /** SubjectPublicKeyInfo DER. */
+  spki: Buffer;
+}
+
+/**
+ * A fresh P-256 key: the scalar and point from ECDH key generation, the KeyObject to sign with
+ * imported from them. Not generateKeyPairSync + export: reading the point of a fresh
+ * KeyObject costs ~0.07-0.2 ms on OpenSSL 3 in any format, and the JWK export deadlocks on
+ * Node 20.20 (ExportJWKEcKey allocates under the key's mutex; a GC there runs ~KeyGenJob of
+ * the same key, which takes that mutex: a load process hung after a few thousand keys).
+ */
+function p256(): P256 {
+  const ecdh = createECDH("prime256v1");
+  ecdh.generateKeys();
+  const d = ecdh.getPrivateKey();
+  const point = ecdh.getPublicKey(); // 04 || x || y
+  const x = point.subarray(1, 33);
+  const y = point.subarray(33);
+  const privateKey = createPrivateKey({
+    format: "jwk",
+    key: {
+      kty: "EC",
+      crv: "P-256",
+      d: d.toString("base64url"),
+      x: x.toString("base64url"),
+      y: y.toString("base64url"),
+    },
+  });
+  return { privateKey, d, x, y, spki: Buffer.concat([P256_SPKI_PREFIX, x, y]) };
 }
 
 const PARENT_QN = qualifiedName(
@@ -69,7 +107,11 @@ const PARENT_QN = qualifiedName(
   Buffer.concat([Buffer.from([0, 0x0b]), Buffer.alloc(32, 7)]),
 );
 
-function signingPublic(publicKey: KeyObject, attrs: number): TpmtPublic {
+function eccParams(k: P256): Pick<TpmtPublic & { type: typeof TPM_ALG.ECC }, "type" | "curveId" | "unique"> {
+  return { type: TPM_ALG.ECC, curveId: TPM_ECC_CURVE.NIST_P256, unique: { x: k.x, y: k.y } };
+}
+
+function signingPublic(k: P256, attrs: number): TpmtPublic {
   return {
     nameAlg: TPM_ALG.SHA256,
     objectAttributes: attrs,
@@ -77,30 +119,30 @@ function signingPublic(publicKey: KeyObject, attrs: number): TpmtPublic {
     symmetric: null,
     scheme: { scheme: TPM_ALG.ECDSA, hashAlg: TPM_ALG.SHA256 },
     kdf: null,
-    ...keyParamsFromKeyObject(publicKey),
+    ...eccParams(k),
   } as TpmtPublic;
 }
 
 /** A P-256 EK in the TCG L-2 template's shape. */
 export function simEk(): SimEk {
-  const { privateKey, publicKey } = p256();
-  const pub = { ...ekTemplate("ecc256"), ...keyParamsFromKeyObject(publicKey) } as TpmtPublic;
-  const spki = publicKey.export({ type: "spki", format: "der" });
+  const k = p256();
+  const pub = { ...ekTemplate("ecc256"), ...eccParams(k) } as TpmtPublic;
   return {
     pub,
-    privateKey,
+    privateKey: k.privateKey,
+    d: k.d,
     tpm2b: marshalTpm2bPublic(pub),
-    hash: createHash("sha256").update(spki).digest(),
+    hash: createHash("sha256").update(k.spki).digest(),
   };
 }
 
 export function simAk(ek?: SimEk): SimAk {
-  const { privateKey, publicKey } = p256();
-  const pub = signingPublic(publicKey, AK_ATTRS);
+  const k = p256();
+  const pub = signingPublic(k, AK_ATTRS);
   const name = objectName(pub);
   return {
     pub,
-    privateKey,
+    privateKey: k.privateKey,
     tpm2b: marshalTpm2bPublic(pub),
     name,
     qualifiedName: ek ? akQualifiedNameUnderEk(ek.pub, name) : qualifiedName(PARENT_QN, name),
@@ -124,7 +166,7 @@ export function activateCredential(
   const qy = point.tpm2b("y", c.bytes);
   point.expectEnd("TPMS_ECC_POINT");
   const ecdh = createECDH(c.node);
-  ecdh.setPrivateKey(Buffer.from(ek.privateKey.export({ format: "jwk" }).d ?? "", "base64url"));
+  ecdh.setPrivateKey(ek.d);
   const z = ecdh.computeSecret(Buffer.concat([Buffer.from([4]), qx, qy]));
   const seed = kdfe(ek.pub.nameAlg, z, "IDENTITY", qx, ek.pub.unique.x, h.size * 8);
   const blob = new TpmReader(credentialBlob);
@@ -155,24 +197,17 @@ export interface CertifiedKey {
   name: Buffer;
 }
 
-// SPKI DER of a P-256 key up to the uncompressed point's 04: the SPKI is this prefix and
-// x || y, which the TPM returns in TPMT_PUBLIC.unique (node:crypto's own SPKI export costs
-// ~0.12 ms a key on OpenSSL 3; the load tool should not burn the CPU it shares).
-const P256_SPKI_PREFIX = Buffer.from("3059301306072a8648ce3d020106082a8648ce3d03010703420004", "hex");
-
 /** A fresh P-256 key pair and its SubjectPublicKeyInfo DER. */
-export function p256Key(): { privateKey: KeyObject; publicKey: KeyObject; spki: Buffer } {
-  const { privateKey, publicKey } = p256();
-  const jwk = publicKey.export({ format: "jwk" });
-  const xy = [jwk.x!, jwk.y!].map((c) => Buffer.from(c, "base64url"));
-  return { privateKey, publicKey, spki: Buffer.concat([P256_SPKI_PREFIX, ...xy]) };
+export function p256Key(): { privateKey: KeyObject; spki: Buffer } {
+  const { privateKey, spki } = p256();
+  return { privateKey, spki };
 }
 
 /** TPM2_Create of an unrestricted P-256 signing key (what the agent does per issuance). */
 export function createKey(): CertifiedKey {
-  const { privateKey, publicKey, spki } = p256Key();
-  const pub = signingPublic(publicKey, KEY_ATTRS);
-  return { privateKey, spki, tpm2b: marshalTpm2bPublic(pub), name: objectName(pub) };
+  const k = p256();
+  const pub = signingPublic(k, KEY_ATTRS);
+  return { privateKey: k.privateKey, spki: k.spki, tpm2b: marshalTpm2bPublic(pub), name: objectName(pub) };
 }
 
 let clock = 1_000_000n;
