@@ -8,6 +8,7 @@
 import { createPrivateKey, type KeyObject, sign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Agent, request } from "node:https";
+import { createSecureContext } from "node:tls";
 import { CaClient } from "../../src/agent/ca-client.js";
 import { certificationRequestInfo } from "../../src/agent/csr.js";
 import { bindingDigest } from "../../src/evidence/binding.js";
@@ -116,15 +117,25 @@ function toPem(der: Buffer, label: string): string {
   return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
 }
 
-function cfsslSign(agent: Agent, url: string, csrPem: string): Promise<void> {
-  const payload = Buffer.from(JSON.stringify({ certificate_request: csrPem }));
+interface CfsslTarget {
+  agent: Agent;
+  hostname: string;
+  port: number;
+}
+
+/** POST /api/v1/cfssl/sign the way CaClient makes a call (options, string body in one write). */
+function cfsslSign(t: CfsslTarget, csrPem: string): Promise<void> {
+  const payload = JSON.stringify({ certificate_request: csrPem });
   return new Promise((resolve, reject) => {
     const req = request(
-      `${url}/api/v1/cfssl/sign`,
       {
+        protocol: "https:",
+        hostname: t.hostname,
+        port: t.port,
+        path: "/api/v1/cfssl/sign",
         method: "POST",
-        agent,
-        headers: { "content-type": "application/json", "content-length": payload.length },
+        agent: t.agent,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) },
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -133,7 +144,7 @@ function cfsslSign(agent: Agent, url: string, csrPem: string): Promise<void> {
         res.on("end", () => {
           let body: { success?: boolean; result?: { certificate?: string }; errors?: unknown };
           try {
-            body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+            body = JSON.parse((chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString("utf8"));
           } catch {
             reject(new Error(`cfssl: HTTP ${res.statusCode} without JSON`));
             return;
@@ -151,10 +162,10 @@ function cfsslSign(agent: Agent, url: string, csrPem: string): Promise<void> {
   });
 }
 
-async function cfsslIssue(agent: Agent, url: string): Promise<void> {
+async function cfsslIssue(t: CfsslTarget): Promise<void> {
   const { privateKey, spki } = p256Key();
   const csr = csrFor(spki, privateKey);
-  await cfsslSign(agent, url, toPem(csr, "CERTIFICATE REQUEST"));
+  await cfsslSign(t, toPem(csr, "CERTIFICATE REQUEST"));
 }
 
 // One CaClient and one keep-alive Agent per server, kept for the whole bench: the warm-up
@@ -163,7 +174,7 @@ async function cfsslIssue(agent: Agent, url: string): Promise<void> {
 // ~1.5-3 ms of load-process CPU each, 64 of them at c=64: charged per issuance that was
 // ~0.7 ms at Mayfly's rate and ~0.1 ms at cfssl's, and it took CPU from the server too.)
 const mayflyClients = new Map<string, CaClient>();
-const cfsslAgents = new Map<string, Agent>();
+const cfsslTargets = new Map<string, CfsslTarget>();
 
 function mayflyClient(m: RunMessage): CaClient {
   let c = mayflyClients.get(m.url);
@@ -174,19 +185,27 @@ function mayflyClient(m: RunMessage): CaClient {
   return c;
 }
 
-function cfsslAgent(m: RunMessage): Agent {
-  let a = cfsslAgents.get(m.url);
-  if (!a) {
-    // The same settings CaClient gives its Agent.
-    a = new Agent({ ca: m.caPem, keepAlive: true, minVersion: "TLSv1.2" });
-    cfsslAgents.set(m.url, a);
+function cfsslTarget(m: RunMessage): CfsslTarget {
+  let t = cfsslTargets.get(m.url);
+  if (!t) {
+    // The same TLS settings CaClient gives its Agent: keep-alive, TLS >= 1.2, one context.
+    const u = new URL(m.url);
+    t = {
+      agent: new Agent({
+        keepAlive: true,
+        secureContext: createSecureContext({ ca: m.caPem, minVersion: "TLSv1.2" }),
+      }),
+      hostname: u.hostname,
+      port: Number(u.port),
+    };
+    cfsslTargets.set(m.url, t);
   }
-  return a;
+  return t;
 }
 
 async function run(m: RunMessage, agents: Agentish[]): Promise<RunResult> {
   const client = m.target === "mayfly" ? mayflyClient(m) : null;
-  const agent = m.target === "cfssl" ? cfsslAgent(m) : null;
+  const cfssl = m.target === "cfssl" ? cfsslTarget(m) : null;
   // Steady state: the warm-up flows straight into the measured window (no drained pipeline at
   // its start), an issuance counts if it ends inside the window, and the window's CPU is read
   // at its edges, so the in-flight tail finishing after it is neither counted nor charged.
@@ -218,7 +237,7 @@ async function run(m: RunMessage, agents: Agentish[]): Promise<RunResult> {
       const a = agents[next++ % agents.length]!;
       try {
         if (client) await mayflyIssue(client, a);
-        else await cfsslIssue(agent!, m.url);
+        else await cfsslIssue(cfssl!);
         const t1 = performance.now();
         r.all++;
         if (t1 >= measureFrom && t1 <= stopAt) {
@@ -246,7 +265,7 @@ const agents = loadDevices(devicesPath!, Number(slot), Number(slots));
 process.on("message", (m: RunMessage | { cmd: "exit" }) => {
   if (m.cmd === "exit") {
     for (const c of mayflyClients.values()) c.close();
-    for (const a of cfsslAgents.values()) a.destroy();
+    for (const t of cfsslTargets.values()) t.agent.destroy();
     process.exit(0);
   }
   run(m, agents).then(
