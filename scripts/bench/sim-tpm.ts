@@ -10,6 +10,8 @@ import {
   createHash,
   createHmac,
   createPrivateKey,
+  generateKeyPairSync,
+  type JsonWebKey,
   type KeyObject,
   sign,
   timingSafeEqual,
@@ -68,7 +70,6 @@ const P256_SPKI_PREFIX = Buffer.from("3059301306072a8648ce3d020106082a8648ce3d03
 
 interface P256 {
   privateKey: KeyObject;
-  d: Buffer;
   x: Buffer;
   y: Buffer;
   /** SubjectPublicKeyInfo DER. */
@@ -76,30 +77,30 @@ interface P256 {
 }
 
 /**
- * A fresh P-256 key: the scalar and point from ECDH key generation, the KeyObject to sign with
- * imported from them. Not generateKeyPairSync + export: reading the point of a fresh
- * KeyObject costs ~0.07-0.2 ms on OpenSSL 3 in any format, and the JWK export deadlocks on
- * Node 20.20 (ExportJWKEcKey allocates under the key's mutex; a GC there runs ~KeyGenJob of
- * the same key, which takes that mutex: a load process hung after a few thousand keys).
+ * A fresh P-256 key, its point read by the key generation job itself (publicKeyEncoding jwk).
+ * Not KeyObject.export() afterwards: that costs ~0.07 ms more a fresh key on OpenSSL 3, and
+ * on Node 20.20 the JWK export deadlocks now and then (ExportJWKEcKey allocates under the
+ * key's mutex; a GC there can run ~KeyGenJob of that same key, which takes the mutex: a loop
+ * hung after a few thousand keys). Nor ECDH + JWK import: ~0.06 ms slower again.
  */
+// node supports format "jwk" in the keygen encodings; @types/node does not declare it.
+const genEc = generateKeyPairSync as unknown as <P, Q>(
+  type: "ec",
+  options: {
+    namedCurve: string;
+    publicKeyEncoding: { format: "jwk" };
+    privateKeyEncoding?: { format: "jwk" };
+  },
+) => { privateKey: P; publicKey: Q };
+
 function p256(): P256 {
-  const ecdh = createECDH("prime256v1");
-  ecdh.generateKeys();
-  const d = ecdh.getPrivateKey();
-  const point = ecdh.getPublicKey(); // 04 || x || y
-  const x = point.subarray(1, 33);
-  const y = point.subarray(33);
-  const privateKey = createPrivateKey({
-    format: "jwk",
-    key: {
-      kty: "EC",
-      crv: "P-256",
-      d: d.toString("base64url"),
-      x: x.toString("base64url"),
-      y: y.toString("base64url"),
-    },
+  const { privateKey, publicKey } = genEc<KeyObject, JsonWebKey>("ec", {
+    namedCurve: "prime256v1",
+    publicKeyEncoding: { format: "jwk" },
   });
-  return { privateKey, d, x, y, spki: Buffer.concat([P256_SPKI_PREFIX, x, y]) };
+  const x = Buffer.from(publicKey.x!, "base64url");
+  const y = Buffer.from(publicKey.y!, "base64url");
+  return { privateKey, x, y, spki: Buffer.concat([P256_SPKI_PREFIX, x, y]) };
 }
 
 const PARENT_QN = qualifiedName(
@@ -107,11 +108,14 @@ const PARENT_QN = qualifiedName(
   Buffer.concat([Buffer.from([0, 0x0b]), Buffer.alloc(32, 7)]),
 );
 
-function eccParams(k: P256): Pick<TpmtPublic & { type: typeof TPM_ALG.ECC }, "type" | "curveId" | "unique"> {
+function eccParams(k: {
+  x: Buffer;
+  y: Buffer;
+}): Pick<TpmtPublic & { type: typeof TPM_ALG.ECC }, "type" | "curveId" | "unique"> {
   return { type: TPM_ALG.ECC, curveId: TPM_ECC_CURVE.NIST_P256, unique: { x: k.x, y: k.y } };
 }
 
-function signingPublic(k: P256, attrs: number): TpmtPublic {
+function signingPublic(k: { x: Buffer; y: Buffer }, attrs: number): TpmtPublic {
   return {
     nameAlg: TPM_ALG.SHA256,
     objectAttributes: attrs,
@@ -125,14 +129,26 @@ function signingPublic(k: P256, attrs: number): TpmtPublic {
 
 /** A P-256 EK in the TCG L-2 template's shape. */
 export function simEk(): SimEk {
-  const k = p256();
+  // The EK's scalar too, for the ECDH of ActivateCredential (setup only).
+  const { privateKey: jwk } = genEc<JsonWebKey, JsonWebKey>("ec", {
+    namedCurve: "prime256v1",
+    publicKeyEncoding: { format: "jwk" },
+    privateKeyEncoding: { format: "jwk" },
+  });
+  const k = {
+    privateKey: createPrivateKey({ key: jwk, format: "jwk" }),
+    x: Buffer.from(jwk.x!, "base64url"),
+    y: Buffer.from(jwk.y!, "base64url"),
+  };
   const pub = { ...ekTemplate("ecc256"), ...eccParams(k) } as TpmtPublic;
   return {
     pub,
     privateKey: k.privateKey,
-    d: k.d,
+    d: Buffer.from(jwk.d!, "base64url"),
     tpm2b: marshalTpm2bPublic(pub),
-    hash: createHash("sha256").update(k.spki).digest(),
+    hash: createHash("sha256")
+      .update(Buffer.concat([P256_SPKI_PREFIX, k.x, k.y]))
+      .digest(),
   };
 }
 
