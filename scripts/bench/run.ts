@@ -3,7 +3,8 @@
 // `openssl speed` measured in the same run. See scripts/bench/README.md.
 //
 //   npm run bench -- [--quick] [--reps 3] [--seconds 10] [--devices 2000] [--workers 2]
-//                    [--clients 2] [--conc 16,64] [--no-scale] [--profile DIR] [--keep]
+//                    [--clients 2] [--conc 16,64] [--no-scale] [--profile DIR]
+//                    [--profile-clients DIR] [--keep]
 import { type ChildProcess, fork } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -33,6 +34,9 @@ const SCALE = !quick && !has("--no-scale");
 const SCALE_AGENTS = Number(opt("--scale-agents", "100000"));
 const SCALE_CERTS = Number(opt("--scale-certs", "1000000"));
 const PROFILE = has("--profile") ? opt("--profile", join(REPO, "bench-profile")) : null;
+const PROFILE_CLIENTS = has("--profile-clients")
+  ? opt("--profile-clients", join(REPO, "bench-profile-clients"))
+  : null;
 const SPEED_SECONDS = quick ? 1 : 3;
 const TRUST_DOMAIN = "mayfly.internal";
 
@@ -48,8 +52,9 @@ interface Client {
 }
 
 function startClient(devicesPath: string, slot: number, slots: number): Promise<Client> {
+  const prof = PROFILE_CLIENTS ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_CLIENTS}`] : [];
   const proc = fork(join(import.meta.dirname, "load-worker.ts"), [devicesPath, String(slot), String(slots)], {
-    execArgv: ["--import", "tsx"],
+    execArgv: ["--import", "tsx", ...prof],
     cwd: REPO,
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -112,24 +117,37 @@ async function runCase(
   conc: number,
   rep: number,
 ): Promise<CaseResult> {
-  const msg = (concurrency: number, durationMs: number): RunMessage => ({
+  const shares = clients.map(
+    (_, i) => Math.floor(conc / clients.length) + (i < conc % clients.length ? 1 : 0),
+  );
+  const msg = (concurrency: number): RunMessage => ({
     cmd: "run",
     target,
     url: server.url,
     caPem: server.caPem,
     concurrency,
-    durationMs,
-    warmupMs: 0,
+    durationMs: SECONDS * 1000,
+    // Warm-up (JIT, caches, connections, a full pipeline) flows into the measured window.
+    warmupMs: WARMUP_MS,
   });
-  const shares = clients.map(
-    (_, i) => Math.floor(conc / clients.length) + (i < conc % clients.length ? 1 : 0),
-  );
-  // Warm-up: connections, JIT, caches; not measured.
-  await Promise.all(clients.map((c, i) => c.run(msg(shares[i]!, WARMUP_MS))));
+  // The server's CPU over the same window the load processes measure (their clocks start
+  // when the message arrives, within a millisecond of this).
   const pids = processTree(server.proc.pid!);
-  const cpu0 = cpuMicros(pids);
-  const results = await Promise.all(clients.map((c, i) => c.run(msg(shares[i]!, SECONDS * 1000))));
-  const cpu1 = cpuMicros(pids);
+  let cpu0 = 0;
+  let cpu1 = Number.NaN;
+  const w0 = setTimeout(() => {
+    cpu0 = cpuMicros(pids);
+  }, WARMUP_MS);
+  const w1 = setTimeout(
+    () => {
+      cpu1 = cpuMicros(pids);
+    },
+    WARMUP_MS + SECONDS * 1000,
+  );
+  const results = await Promise.all(clients.map((c, i) => c.run(msg(shares[i]!))));
+  clearTimeout(w0);
+  clearTimeout(w1);
+  if (Number.isNaN(cpu1)) cpu1 = cpuMicros(pids);
   const rss = rssBytes(pids);
   const lat = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
   const completed = results.reduce((n, r) => n + r.completed, 0);
@@ -144,12 +162,7 @@ async function runCase(
     p50: percentile(lat, 50) / 1000,
     p99: percentile(lat, 99) / 1000,
     cpuUs: completed > 0 ? (cpu1 - cpu0) / completed : Number.NaN,
-    clientCpuUs:
-      results.reduce((n, r) => n + r.cpuUs, 0) /
-      Math.max(
-        1,
-        results.reduce((n, r) => n + r.all, 0),
-      ),
+    clientCpuUs: completed > 0 ? results.reduce((n, r) => n + r.cpuUs, 0) / completed : Number.NaN,
     rssMb: rss / 2 ** 20,
     errors,
     firstError: results.find((r) => r.firstError)?.firstError ?? null,
@@ -222,11 +235,25 @@ async function main(): Promise<void> {
 
     report(results, speed!, scale);
   } finally {
-    for (const c of clients) c.proc.send({ cmd: "exit" });
+    // Wait for the load processes to end: --cpu-prof writes its profile on exit.
+    await Promise.all(
+      clients.map(
+        (c) =>
+          new Promise<void>((res) => {
+            if (c.proc.exitCode !== null) return res();
+            c.proc.once("exit", () => res());
+            c.proc.send({ cmd: "exit" });
+          }),
+      ),
+    );
     await Promise.all([mayfly.stop(), cfssl.stop()]);
     if (PROFILE)
       say(
         `CPU profiles in ${PROFILE} (summarise: node --import tsx scripts/bench/profile-top.ts ${PROFILE})`,
+      );
+    if (PROFILE_CLIENTS)
+      say(
+        `load-process CPU profiles in ${PROFILE_CLIENTS} (summarise: node --import tsx scripts/bench/profile-top.ts ${PROFILE_CLIENTS})`,
       );
     if (!has("--keep")) rmSync(dir, { recursive: true, force: true });
   }

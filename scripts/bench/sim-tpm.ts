@@ -9,7 +9,9 @@ import {
   createECDH,
   createHash,
   createHmac,
+  createPrivateKey,
   generateKeyPairSync,
+  type JsonWebKey,
   type KeyObject,
   sign,
   timingSafeEqual,
@@ -22,13 +24,13 @@ import {
   hierarchyQualifiedName,
   kdfa,
   kdfe,
-  keyParamsFromKeyObject,
   marshalAttest,
   marshalSignature,
   marshalTpm2bPublic,
   objectName,
   qualifiedName,
   TPM_ALG,
+  TPM_ECC_CURVE,
   TPM_GENERATED_VALUE,
   TPM_RH,
   TPM_ST,
@@ -46,6 +48,8 @@ const KEY_ATTRS = A.fixedTPM | A.fixedParent | A.sensitiveDataOrigin | A.userWit
 export interface SimEk {
   pub: TpmtPublic;
   privateKey: KeyObject;
+  /** The private scalar, for the ECDH of ActivateCredential. */
+  d: Buffer;
   tpm2b: Buffer;
   /** SHA-256 of the EK's SubjectPublicKeyInfo DER, as the CA registers it. */
   hash: Buffer;
@@ -60,8 +64,43 @@ export interface SimAk {
   qualifiedName: Buffer;
 }
 
-function p256(): { privateKey: KeyObject; publicKey: KeyObject } {
-  return generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+// SPKI DER of a P-256 key up to the uncompressed point's 04: the SPKI is this prefix and
+// x || y, which the TPM returns in TPMT_PUBLIC.unique.
+const P256_SPKI_PREFIX = Buffer.from("3059301306072a8648ce3d020106082a8648ce3d03010703420004", "hex");
+
+interface P256 {
+  privateKey: KeyObject;
+  x: Buffer;
+  y: Buffer;
+  /** SubjectPublicKeyInfo DER. */
+  spki: Buffer;
+}
+
+/**
+ * A fresh P-256 key, its point read by the key generation job itself (publicKeyEncoding jwk).
+ * Not KeyObject.export() afterwards: that costs ~0.07 ms more a fresh key on OpenSSL 3, and
+ * on Node 20.20 the JWK export deadlocks now and then (ExportJWKEcKey allocates under the
+ * key's mutex; a GC there can run ~KeyGenJob of that same key, which takes the mutex: a loop
+ * hung after a few thousand keys). Nor ECDH + JWK import: ~0.06 ms slower again.
+ */
+// node supports format "jwk" in the keygen encodings; @types/node does not declare it.
+const genEc = generateKeyPairSync as unknown as <P, Q>(
+  type: "ec",
+  options: {
+    namedCurve: string;
+    publicKeyEncoding: { format: "jwk" };
+    privateKeyEncoding?: { format: "jwk" };
+  },
+) => { privateKey: P; publicKey: Q };
+
+function p256(): P256 {
+  const { privateKey, publicKey } = genEc<KeyObject, JsonWebKey>("ec", {
+    namedCurve: "prime256v1",
+    publicKeyEncoding: { format: "jwk" },
+  });
+  const x = Buffer.from(publicKey.x!, "base64url");
+  const y = Buffer.from(publicKey.y!, "base64url");
+  return { privateKey, x, y, spki: Buffer.concat([P256_SPKI_PREFIX, x, y]) };
 }
 
 const PARENT_QN = qualifiedName(
@@ -69,7 +108,14 @@ const PARENT_QN = qualifiedName(
   Buffer.concat([Buffer.from([0, 0x0b]), Buffer.alloc(32, 7)]),
 );
 
-function signingPublic(publicKey: KeyObject, attrs: number): TpmtPublic {
+function eccParams(k: {
+  x: Buffer;
+  y: Buffer;
+}): Pick<TpmtPublic & { type: typeof TPM_ALG.ECC }, "type" | "curveId" | "unique"> {
+  return { type: TPM_ALG.ECC, curveId: TPM_ECC_CURVE.NIST_P256, unique: { x: k.x, y: k.y } };
+}
+
+function signingPublic(k: { x: Buffer; y: Buffer }, attrs: number): TpmtPublic {
   return {
     nameAlg: TPM_ALG.SHA256,
     objectAttributes: attrs,
@@ -77,30 +123,42 @@ function signingPublic(publicKey: KeyObject, attrs: number): TpmtPublic {
     symmetric: null,
     scheme: { scheme: TPM_ALG.ECDSA, hashAlg: TPM_ALG.SHA256 },
     kdf: null,
-    ...keyParamsFromKeyObject(publicKey),
+    ...eccParams(k),
   } as TpmtPublic;
 }
 
 /** A P-256 EK in the TCG L-2 template's shape. */
 export function simEk(): SimEk {
-  const { privateKey, publicKey } = p256();
-  const pub = { ...ekTemplate("ecc256"), ...keyParamsFromKeyObject(publicKey) } as TpmtPublic;
-  const spki = publicKey.export({ type: "spki", format: "der" });
+  // The EK's scalar too, for the ECDH of ActivateCredential (setup only).
+  const { privateKey: jwk } = genEc<JsonWebKey, JsonWebKey>("ec", {
+    namedCurve: "prime256v1",
+    publicKeyEncoding: { format: "jwk" },
+    privateKeyEncoding: { format: "jwk" },
+  });
+  const k = {
+    privateKey: createPrivateKey({ key: jwk, format: "jwk" }),
+    x: Buffer.from(jwk.x!, "base64url"),
+    y: Buffer.from(jwk.y!, "base64url"),
+  };
+  const pub = { ...ekTemplate("ecc256"), ...eccParams(k) } as TpmtPublic;
   return {
     pub,
-    privateKey,
+    privateKey: k.privateKey,
+    d: Buffer.from(jwk.d!, "base64url"),
     tpm2b: marshalTpm2bPublic(pub),
-    hash: createHash("sha256").update(spki).digest(),
+    hash: createHash("sha256")
+      .update(Buffer.concat([P256_SPKI_PREFIX, k.x, k.y]))
+      .digest(),
   };
 }
 
 export function simAk(ek?: SimEk): SimAk {
-  const { privateKey, publicKey } = p256();
-  const pub = signingPublic(publicKey, AK_ATTRS);
+  const k = p256();
+  const pub = signingPublic(k, AK_ATTRS);
   const name = objectName(pub);
   return {
     pub,
-    privateKey,
+    privateKey: k.privateKey,
     tpm2b: marshalTpm2bPublic(pub),
     name,
     qualifiedName: ek ? akQualifiedNameUnderEk(ek.pub, name) : qualifiedName(PARENT_QN, name),
@@ -124,7 +182,7 @@ export function activateCredential(
   const qy = point.tpm2b("y", c.bytes);
   point.expectEnd("TPMS_ECC_POINT");
   const ecdh = createECDH(c.node);
-  ecdh.setPrivateKey(Buffer.from(ek.privateKey.export({ format: "jwk" }).d ?? "", "base64url"));
+  ecdh.setPrivateKey(ek.d);
   const z = ecdh.computeSecret(Buffer.concat([Buffer.from([4]), qx, qy]));
   const seed = kdfe(ek.pub.nameAlg, z, "IDENTITY", qx, ek.pub.unique.x, h.size * 8);
   const blob = new TpmReader(credentialBlob);
@@ -155,24 +213,17 @@ export interface CertifiedKey {
   name: Buffer;
 }
 
-// SPKI DER of a P-256 key up to the uncompressed point's 04: the SPKI is this prefix and
-// x || y, which the TPM returns in TPMT_PUBLIC.unique (node:crypto's own SPKI export costs
-// ~0.12 ms a key on OpenSSL 3; the load tool should not burn the CPU it shares).
-const P256_SPKI_PREFIX = Buffer.from("3059301306072a8648ce3d020106082a8648ce3d03010703420004", "hex");
-
 /** A fresh P-256 key pair and its SubjectPublicKeyInfo DER. */
-export function p256Key(): { privateKey: KeyObject; publicKey: KeyObject; spki: Buffer } {
-  const { privateKey, publicKey } = p256();
-  const jwk = publicKey.export({ format: "jwk" });
-  const xy = [jwk.x!, jwk.y!].map((c) => Buffer.from(c, "base64url"));
-  return { privateKey, publicKey, spki: Buffer.concat([P256_SPKI_PREFIX, ...xy]) };
+export function p256Key(): { privateKey: KeyObject; spki: Buffer } {
+  const { privateKey, spki } = p256();
+  return { privateKey, spki };
 }
 
 /** TPM2_Create of an unrestricted P-256 signing key (what the agent does per issuance). */
 export function createKey(): CertifiedKey {
-  const { privateKey, publicKey, spki } = p256Key();
-  const pub = signingPublic(publicKey, KEY_ATTRS);
-  return { privateKey, spki, tpm2b: marshalTpm2bPublic(pub), name: objectName(pub) };
+  const k = p256();
+  const pub = signingPublic(k, KEY_ATTRS);
+  return { privateKey: k.privateKey, spki: k.spki, tpm2b: marshalTpm2bPublic(pub), name: objectName(pub) };
 }
 
 let clock = 1_000_000n;

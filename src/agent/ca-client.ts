@@ -1,4 +1,5 @@
 import { Agent, request } from "node:https";
+import { createSecureContext } from "node:tls";
 import { AGENT_CODES, AgentError, problemError } from "./errors.js";
 
 // The Mayfly API as an agent calls it: JSON over HTTPS, trusting exactly the CA bundle it is
@@ -121,17 +122,29 @@ function isProblem(v: unknown): v is { code: string; detail: string; field?: str
   );
 }
 
+const ACCEPT = "application/json, application/problem+json";
+
 /** A small client for the Mayfly v1 API. `close()` drops its kept-alive connections. */
 export class CaClient {
   readonly url: string;
   readonly #agent: Agent;
   readonly #timeoutMs: number;
+  readonly #hostname: string;
+  readonly #port: number;
 
   constructor(opts: CaClientOptions) {
     const u = new URL(opts.url);
     if (u.protocol !== "https:") throw new TypeError(`the CA URL must be https, not ${u.protocol}`);
     this.url = u.origin;
-    this.#agent = new Agent({ ca: opts.ca, keepAlive: true, minVersion: "TLSv1.2" });
+    // Once per client, not per request: node would otherwise take the URL apart on every
+    // call, and build a TLS context from the PEM (parse it, a fresh X509 store) on every new
+    // connection, ~0.8 ms of CPU each on OpenSSL 3.
+    this.#hostname = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
+    this.#port = u.port === "" ? 443 : Number(u.port);
+    this.#agent = new Agent({
+      keepAlive: true,
+      secureContext: createSecureContext({ ca: opts.ca, minVersion: "TLSv1.2" }),
+    });
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
   }
 
@@ -141,18 +154,27 @@ export class CaClient {
 
   /** One JSON call; 2xx answers are returned parsed, problem documents thrown (see errors.ts). */
   request(method: "GET" | "POST", path: string, body?: unknown): Promise<Json> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    // A string body goes out in one write with the header block (a Buffer would be a second).
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string | number> =
+      payload === undefined
+        ? { accept: ACCEPT }
+        : {
+            accept: ACCEPT,
+            "content-type": "application/json",
+            "content-length": Buffer.byteLength(payload),
+          };
     return new Promise((resolve, reject) => {
       const req = request(
-        `${this.url}${path}`,
         {
+          protocol: "https:",
+          hostname: this.#hostname,
+          port: this.#port,
+          path,
           method,
           agent: this.#agent,
           timeout: this.#timeoutMs,
-          headers: {
-            accept: "application/json, application/problem+json",
-            ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}),
-          },
+          headers,
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -175,7 +197,8 @@ export class CaClient {
               .toLowerCase();
             let json: unknown;
             try {
-              json = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+              const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString("utf8");
+              json = JSON.parse(text);
             } catch (e) {
               reject(bad(`${method} ${path}: HTTP ${status} with a body that is not JSON`, status, e));
               return;
