@@ -153,6 +153,9 @@ export class Checkpointer {
     Atomics.store(this.ctl, STOP, 1);
     Atomics.store(this.ctl, WANT, 0);
     Atomics.notify(this.ctl, STOP);
+    // Unref'd while it runs; waited for here, so a process whose last work is close()
+    // (a CLI command) does not exit with this wait unsettled (exit code 13).
+    this.worker.ref();
     await this.exited;
   }
 }
