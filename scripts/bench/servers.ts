@@ -92,14 +92,15 @@ export async function startMayfly(o: MayflyOptions): Promise<Running & { dataDir
       "",
     ].join("\n"),
   );
+  // Built from this tree first, so the bench measures the code as checked out.
+  execFileSync("npm", ["run", "--silent", "build"], { cwd: REPO, stdio: ["ignore", "ignore", "inherit"] });
   const log = openSync(join(o.dir, "mayfly.log"), "a");
   const proc = spawn(
     process.execPath,
     [
       ...(o.nodeArgs ?? []),
-      "--import",
-      "tsx",
-      join(REPO, "src/cli/main.ts"),
+      // What `npm start` runs: the build of this tree (made just before, see below).
+      join(REPO, "dist/cli/main.js"),
       "serve",
       "-c",
       cfg,
