@@ -20,7 +20,8 @@ export type StoreRef = () => Store;
  * `makeStore` must return a fresh, empty store each time; the suite migrates it
  * (twice, to prove migrate() idempotent) and closes it after each test.
  * `opts.concurrentRead: false` for a store whose read() goes through its write queue
- * (SQLite ":memory:"): the read() cases that hold a tx() open meanwhile are skipped.
+ * (SQLite ":memory:"): the read() cases that hold a tx() open meanwhile are replaced by one that
+ * checks read() queues behind it.
  */
 export function runStoreConformance(
   name: string,
