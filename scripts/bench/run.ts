@@ -186,7 +186,10 @@ async function main(): Promise<void> {
     `bench ${quick ? "(quick) " : ""}in ${dir}: ${REPS} reps x conc ${CONCS.join(",")} x ${SECONDS}s, ` +
       `${DEVICES} devices, mayfly workers ${WORKERS}, load processes ${CLIENTS}`,
   );
-  const nodeArgs = PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE}`] : [];
+  const nodeArgs = [
+    ...(process.env.BENCH_MAYFLY_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+    ...(PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE}`] : []),
+  ];
   const mayfly = await startMayfly({ dir, workers: WORKERS, nodeArgs });
   say(`mayfly up at ${mayfly.url} (pids ${processTree(mayfly.proc.pid!).join(",")})`);
   const cfssl = await startCfssl(cfsslDir);
