@@ -363,7 +363,9 @@ function report(results: CaseResult[], speed: { sign: number; verify: number }, 
   // The server and the load tool share the cores, so what one issuance costs the whole
   // machine (server + load CPU) bounds the rate either peer can show here.
   rows.push("");
-  rows.push(`Whole-machine CPU per issuance (server + load tool, sharing ${cores} cores) and the rate it allows:`);
+  rows.push(
+    `Whole-machine CPU per issuance (server + load tool, sharing ${cores} cores) and the rate it allows:`,
+  );
   for (const c of CONCS) {
     for (const t of ["mayfly", "cfssl"]) {
       const server = med(t, c, "cpuUs");
