@@ -1,0 +1,119 @@
+// CPU per issuance of the store's part alone, in one process, at concurrency 64: the
+// pre-read (store.read) and the recording transaction (re-read, redeemed-challenge row,
+// certificate row, agent mark, audit append), with SQLite durability "full". Variants:
+// "full", "nochallenge" (without the redeemed-challenge row), "noread" (without read()).
+//
+//   node --import tsx scripts/bench-record.ts [full|nochallenge|noread]
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { appendAudit } from "../src/audit/chain.js";
+import { ManualClock } from "../src/runtime/clock.js";
+import { SqliteStore } from "../src/store/sqlite/index.js";
+import { seedAgent } from "../test/e2e-replicas/helpers/cluster.js";
+import type { TestAgent } from "../test/helpers/test-ca.js";
+
+const variant = process.argv[2] ?? "full";
+const store = new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), "rec-")), "m.db") });
+await store.migrate();
+const agents: TestAgent[] = [];
+for (let i = 0; i < 256; i++) agents.push(await seedAgent(store, i + 1));
+const clock = new ManualClock(Date.now());
+const issuer = randomBytes(20);
+const der = randomBytes(600);
+let next = 0;
+const data = {
+  serial: "x".repeat(32),
+  issuer: "int-1",
+  fingerprint: "f".repeat(64),
+  nonce: "n".repeat(43),
+  notBefore: 1,
+  notAfter: 2,
+  ownerId: "o",
+  deviceId: "dev_xxxxxxxx",
+  format: "tpm-certify",
+  keyResidency: "tpm",
+  evidence: {
+    signer: "a".repeat(68),
+    certifiedName: "b".repeat(68),
+    keyType: "ecc-p256",
+    sigAlg: "ecdsa-sha256",
+    clock: 123456,
+    resetCount: 1,
+    firmware: "1.2",
+  },
+};
+async function one() {
+  const agent = agents[next++ % agents.length]!;
+  const nonce = randomBytes(32);
+  const now = clock.now();
+  if (variant !== "noread")
+    await store.read(async (tx) => {
+      const a = await tx.getAgent(agent.agentId);
+      await Promise.all([tx.getOwner(a!.ownerId), tx.getDevice(a!.deviceId), tx.getBinding(a!.id)]);
+    });
+  await store.tx(async (tx) => {
+    await tx.getAgent(agent.agentId);
+    await tx.getOwner(agent.ownerId);
+    await tx.getDevice(agent.deviceId);
+    await tx.getBinding(agent.agentId);
+    if (variant !== "nochallenge")
+      await tx.insertChallenge({
+        nonce,
+        agentId: agent.agentId,
+        createdAt: now,
+        expiresAt: now + 60_000,
+        consumedAt: now,
+      });
+    const serial = randomBytes(16);
+    await tx.insertCertificate({
+      issuerKeyId: issuer,
+      serial,
+      agentId: agent.agentId,
+      challengeNonce: nonce,
+      notBefore: now,
+      notAfter: now + 300_000,
+      der,
+      fingerprint: createHash("sha256").update(serial).digest(),
+      createdAt: now,
+    });
+    await tx.markAgentIssued(agent.agentId, now);
+    await appendAudit(tx, clock, {
+      type: "certificate.issue",
+      decision: "allow",
+      code: null,
+      actor: `agent:${agent.agentId}`,
+      subject: `agent:${agent.agentId}`,
+      data,
+    });
+  });
+}
+for (let round = 0; round < 4; round++) {
+  const N = 4000;
+  let done = 0;
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (done < N) {
+        done++;
+        await one();
+      }
+    }),
+  );
+  const c = process.cpuUsage(c0);
+  const ms = performance.now() - t0;
+  console.log(
+    variant,
+    "round",
+    round,
+    ((N / ms) * 1000).toFixed(0),
+    "tx/s",
+    ((c.user + c.system) / N).toFixed(0),
+    "µs CPU/tx (user",
+    (c.user / N).toFixed(0),
+    ")",
+  );
+}
+await store.close();
