@@ -9,6 +9,7 @@ import { Checkpointer } from "./checkpointer.js";
 import { mapSqliteError } from "./errors.js";
 import { applyMigrations } from "./migrate.js";
 import { SQLITE_MIGRATIONS } from "./migrations/index.js";
+import { refusingWrites, SqliteReader } from "./sqlite-reader.js";
 import { SqliteTx } from "./sqlite-tx.js";
 import type { Prepare } from "./tx-base.js";
 
@@ -56,17 +57,6 @@ type Job =
     }
   | { kind: "job"; fn: () => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void };
 type TxJob = Extract<Job, { kind: "tx" }>;
-
-/** A Prepare that refuses any statement that could write (better-sqlite3's sqlite3_stmt_readonly). */
-function refusingWrites(prepare: Prepare): Prepare {
-  return (sql) => {
-    const s = prepare(sql);
-    if (!s.readonly) {
-      throw new MayflyError("internal.error", "store.read(): a read-only transaction cannot write; use tx()");
-    }
-    return s;
-  };
-}
 
 /**
  * The embedded Store over one better-sqlite3 connection. better-sqlite3 is synchronous,
@@ -123,18 +113,9 @@ export class SqliteStore implements Store {
     return s;
   };
   private readonly readOnlyPrepare: Prepare = refusingWrites((sql) => this.prepare(sql));
-  // read(): a second, read-only connection, opened on first use, and its own queue.
-  private reader: BetterSqlite3.Database | null = null;
-  private readonly readerStatements = new Map<string, BetterSqlite3.Statement>();
-  private readTail: Promise<unknown> = Promise.resolve();
-  private readonly readerPrepare: Prepare = refusingWrites((sql) => {
-    let s = this.readerStatements.get(sql);
-    if (!s) {
-      s = this.reader!.prepare(sql);
-      this.readerStatements.set(sql, s);
-    }
-    return s;
-  });
+  // read() on a file database: a second, read-only connection (sqlite-reader.ts), opened
+  // after the constructor knows the busy timeout.
+  private reader: SqliteReader | null = null;
 
   constructor(opts: SqliteStoreOptions) {
     try {
@@ -210,9 +191,9 @@ export class SqliteStore implements Store {
     if (this.inTx.getStore()) {
       return Promise.reject(new MayflyError("internal.error", "nested store transactions are not supported"));
     }
-    const run = this.readTail.then(() => this.runRead(fn));
-    this.readTail = run.catch(() => undefined);
-    return run;
+    if (this.closed) return Promise.reject(new MayflyError("internal.error", "the store is closed"));
+    this.reader ??= new SqliteReader(this.path, this.busyTimeoutMs, this.inTx);
+    return this.reader.run(fn);
   }
 
   private queueTx<T>(fn: (tx: StoreTx) => Promise<T>, readOnly: boolean): Promise<T> {
@@ -225,62 +206,12 @@ export class SqliteStore implements Store {
     });
   }
 
-  private async runRead<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    if (this.closed) throw new MayflyError("internal.error", "the store is closed");
-    if (!this.reader) {
-      try {
-        this.reader = new Database(this.path, { readonly: true });
-        this.reader.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
-      } catch (e) {
-        this.reader?.close();
-        this.reader = null;
-        throw mapSqliteError(e, "read");
-      }
-    }
-    const reader = this.reader;
-    const statement = (sql: "BEGIN" | "COMMIT" | "ROLLBACK") => {
-      let s = this.readerStatements.get(sql);
-      if (!s) {
-        s = reader.prepare(sql);
-        this.readerStatements.set(sql, s);
-      }
-      s.run();
-    };
-    try {
-      statement("BEGIN");
-    } catch (e) {
-      throw mapSqliteError(e, "begin");
-    }
-    const tx = new SqliteTx(this.readerPrepare);
-    let value: T;
-    try {
-      value = await this.inTx.run(true, () => fn(tx));
-    } catch (e) {
-      tx.end();
-      if (reader.inTransaction) statement("ROLLBACK");
-      throw e;
-    }
-    tx.end();
-    // Nothing was written: COMMIT just lets the snapshot go.
-    try {
-      if (reader.inTransaction) statement("COMMIT");
-    } catch (e) {
-      if (reader.inTransaction) statement("ROLLBACK");
-      throw mapSqliteError(e, "commit");
-    }
-    return value;
-  }
-
   close(): Promise<void> {
     return this.enqueue(async () => {
       // Commits still waiting for their fsync get it before the file is let go.
       while (this.syncing || this.syncWaiters.length > 0) await this.syncCommitted().catch(() => undefined);
       this.closed = true;
-      // Reads already running finish; those queued behind them find the store closed.
-      await this.readTail;
-      this.reader?.close();
-      this.reader = null;
-      this.readerStatements.clear();
+      await this.reader?.close();
       await this.checkpointer?.close();
       this.checkpointer = null;
       this.statements.clear();
