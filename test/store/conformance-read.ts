@@ -14,6 +14,15 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | "blocked"> {
   return Promise.race([p, sleep(ms).then(() => "blocked" as const)]);
 }
 
+/** A latch: `open` resolves `opened`; a transaction that awaits `opened` holds until then. */
+function latch(): { opened: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const opened = new Promise<void>((r) => {
+    open = r;
+  });
+  return { opened, open };
+}
+
 export function readTests(store: StoreRef, concurrent: boolean): void {
   describe("read()", () => {
     it("sees committed rows, and a tx() committed before it", async () => {
@@ -97,23 +106,17 @@ export function readTests(store: StoreRef, concurrent: boolean): void {
       // One private connection: read() queues behind the open tx() and then sees its commit.
       it("waits for a tx() still open, then sees what it committed (one connection)", async () => {
         await store().tx((tx) => tx.insertOwner(owner("o1")));
-        let release!: () => void;
-        const gate = new Promise<void>((r) => {
-          release = r;
-        });
-        let entered!: () => void;
-        const inside = new Promise<void>((r) => {
-          entered = r;
-        });
+        const gate = latch();
+        const inside = latch();
         const writer = store().tx(async (tx) => {
           await tx.setOwnerStatus("o1", "suspended", T0 + 5);
-          entered();
-          await gate;
+          inside.open();
+          await gate.opened;
         });
-        await inside;
+        await inside.opened;
         const reading = store().read(async (tx) => (await tx.getOwner("o1"))?.status);
         expect(await within(reading, 200)).toBe("blocked");
-        release();
+        gate.open();
         await writer;
         expect(await reading).toBe("suspended");
       });
@@ -122,29 +125,23 @@ export function readTests(store: StoreRef, concurrent: boolean): void {
 
     it("does not see the writes of a tx() still open, and completes without waiting for it", async () => {
       await store().tx((tx) => tx.insertOwner(owner("o1")));
-      let release!: () => void;
-      const gate = new Promise<void>((r) => {
-        release = r;
-      });
-      let entered!: () => void;
-      const inside = new Promise<void>((r) => {
-        entered = r;
-      });
+      const gate = latch();
+      const inside = latch();
       const writer = store().tx(async (tx) => {
         await tx.insertOwner(owner("o2"));
         await tx.setOwnerStatus("o1", "suspended", T0 + 5);
-        entered();
-        await gate;
+        inside.open();
+        await gate.opened;
       });
       try {
-        await inside;
+        await inside.opened;
         const seen = await within(
           store().read(async (tx) => [await tx.getOwner("o2"), (await tx.getOwner("o1"))?.status]),
           5000,
         );
         expect(seen).toEqual([null, "active"]);
       } finally {
-        release();
+        gate.open();
         await writer;
       }
       expect(
@@ -154,22 +151,16 @@ export function readTests(store: StoreRef, concurrent: boolean): void {
 
     it("keeps one snapshot while a tx() commits meanwhile", async () => {
       await store().tx((tx) => tx.insertOwner(owner("o1")));
-      let release!: () => void;
-      const gate = new Promise<void>((r) => {
-        release = r;
-      });
-      let readOnce!: () => void;
-      const first = new Promise<void>((r) => {
-        readOnce = r;
-      });
+      const gate = latch();
+      const first = latch();
       const reading = store().read(async (tx) => {
         const before = (await tx.getOwner("o1"))?.status;
-        readOnce();
-        await gate;
+        first.open();
+        await gate.opened;
         return [before, (await tx.getOwner("o1"))?.status, (await tx.listOwners()).length];
       });
       try {
-        await first;
+        await first.opened;
         const wrote = within(
           store().tx(async (tx) => {
             await tx.setOwnerStatus("o1", "suspended", T0 + 5);
@@ -180,7 +171,7 @@ export function readTests(store: StoreRef, concurrent: boolean): void {
         // The writer does not wait for the reader either.
         expect(await wrote).toBeUndefined();
       } finally {
-        release();
+        gate.open();
       }
       expect(await reading).toEqual(["active", "active", 1]);
       expect(await store().read(async (tx) => (await tx.getOwner("o1"))?.status)).toBe("suspended");
