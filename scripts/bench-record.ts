@@ -4,15 +4,15 @@
 // "full", "nochallenge" (without the redeemed-challenge row), "noread" (without read()).
 //
 //   node --import tsx scripts/bench-record.ts [full|nochallenge|noread]
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { appendAudit } from "../src/audit/chain.js";
 import { ManualClock } from "../src/runtime/clock.js";
 import { SqliteStore } from "../src/store/sqlite/index.js";
 import { seedAgent } from "../test/e2e-replicas/helpers/cluster.js";
 import type { TestAgent } from "../test/helpers/test-ca.js";
+import { recordIssuance } from "./bench/record-tx.js";
 
 const variant = process.argv[2] ?? "full";
 const store = new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), "rec-")), "m.db") });
@@ -20,7 +20,7 @@ await store.migrate();
 const agents: TestAgent[] = [];
 for (let i = 0; i < 256; i++) agents.push(await seedAgent(store, i + 1));
 const clock = new ManualClock(Date.now());
-const issuer = randomBytes(20);
+const issuerKeyId = randomBytes(20);
 const der = randomBytes(600);
 let next = 0;
 const data = {
@@ -46,48 +46,19 @@ const data = {
 };
 async function one() {
   const agent = agents[next++ % agents.length]!;
-  const nonce = randomBytes(32);
-  const now = clock.now();
   if (variant !== "noread")
     await store.read(async (tx) => {
       const a = await tx.getAgent(agent.agentId);
       await Promise.all([tx.getOwner(a!.ownerId), tx.getDevice(a!.deviceId), tx.getBinding(a!.id)]);
     });
-  await store.tx(async (tx) => {
-    await tx.getAgent(agent.agentId);
-    await tx.getOwner(agent.ownerId);
-    await tx.getDevice(agent.deviceId);
-    await tx.getBinding(agent.agentId);
-    if (variant !== "nochallenge")
-      await tx.insertChallenge({
-        nonce,
-        agentId: agent.agentId,
-        createdAt: now,
-        expiresAt: now + 60_000,
-        consumedAt: now,
-      });
-    const serial = randomBytes(16);
-    await tx.insertCertificate({
-      issuerKeyId: issuer,
-      serial,
-      agentId: agent.agentId,
-      challengeNonce: nonce,
-      notBefore: now,
-      notAfter: now + 300_000,
+  await store.tx((tx) =>
+    recordIssuance(tx, clock, agent, {
+      issuerKeyId,
       der,
-      fingerprint: createHash("sha256").update(serial).digest(),
-      createdAt: now,
-    });
-    await tx.markAgentIssued(agent.agentId, now);
-    await appendAudit(tx, clock, {
-      type: "certificate.issue",
-      decision: "allow",
-      code: null,
-      actor: `agent:${agent.agentId}`,
-      subject: `agent:${agent.agentId}`,
-      data,
-    });
-  });
+      redeemRow: variant !== "nochallenge",
+      auditData: data,
+    }),
+  );
 }
 for (let round = 0; round < 4; round++) {
   const N = 4000;

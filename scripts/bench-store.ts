@@ -15,7 +15,6 @@ import { Agent as HttpsAgent, request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { appendAudit } from "../src/audit/chain.js";
 import { ManualClock } from "../src/runtime/clock.js";
 import { PostgresStore } from "../src/store/postgres/index.js";
 import { SqliteStore } from "../src/store/sqlite/index.js";
@@ -23,6 +22,7 @@ import type { Store } from "../src/store/store.js";
 import { makeCluster, type Replica, seedAgent } from "../test/e2e-replicas/helpers/cluster.js";
 import { createTestDatabase, stopTestServer } from "../test/helpers/postgres-server.js";
 import { newAgentKey, type TestAgent } from "../test/helpers/test-ca.js";
+import { recordIssuance } from "./bench/record-tx.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -144,45 +144,8 @@ async function recordTx(store: Store, withAudit: boolean): Promise<number> {
   let next = 0;
   return rate(async () => {
     const agent = agents[next++ % AGENTS]!;
-    const nonce = randomBytes(32);
-    const now = clock.now();
     // Minting a challenge writes nothing (a MAC'd nonce); redeeming inserts its row.
-    await store.tx(async (tx) => {
-      await tx.getAgent(agent.agentId);
-      await tx.getOwner(agent.ownerId);
-      await tx.getDevice(agent.deviceId);
-      await tx.getBinding(agent.agentId);
-      await tx.insertChallenge({
-        nonce,
-        agentId: agent.agentId,
-        createdAt: now,
-        expiresAt: now + 60_000,
-        consumedAt: now,
-      });
-      const serial = randomBytes(16);
-      await tx.insertCertificate({
-        issuerKeyId: issuer,
-        serial,
-        agentId: agent.agentId,
-        challengeNonce: nonce,
-        notBefore: now,
-        notAfter: now + 300_000,
-        der,
-        fingerprint: createHash("sha256").update(serial).digest(),
-        createdAt: now,
-      });
-      await tx.markAgentIssued(agent.agentId, now);
-      if (withAudit) {
-        await appendAudit(tx, clock, {
-          type: "certificate.issue",
-          decision: "allow",
-          code: null,
-          actor: `agent:${agent.agentId}`,
-          subject: `agent:${agent.agentId}`,
-          data: { serial: serial.toString("hex") },
-        });
-      }
-    });
+    await store.tx((tx) => recordIssuance(tx, clock, agent, { issuerKeyId: issuer, der, audit: withAudit }));
   });
 }
 

@@ -1,0 +1,65 @@
+// The recording transaction of an issuance, as the store benchmarks run it
+// (scripts/bench-store.ts, scripts/bench-record.ts): re-read the facts, insert the
+// redeemed challenge's row, the certificate row, mark the agent, append the audit event.
+import { createHash, randomBytes } from "node:crypto";
+import { appendAudit } from "../../src/audit/chain.js";
+import type { Clock } from "../../src/runtime/clock.js";
+import type { StoreTx } from "../../src/store/store.js";
+import type { TestAgent } from "../../test/helpers/test-ca.js";
+
+export interface RecordOptions {
+  issuerKeyId: Buffer;
+  der: Buffer;
+  /** Append the audit event (default true). */
+  audit?: boolean;
+  /** Insert the redeemed challenge's row (default true). */
+  redeemRow?: boolean;
+  /** The audit event's data; by default the serial only. */
+  auditData?: Record<string, unknown>;
+}
+
+export async function recordIssuance(
+  tx: StoreTx,
+  clock: Clock,
+  agent: TestAgent,
+  o: RecordOptions,
+): Promise<void> {
+  const nonce = randomBytes(32);
+  const now = clock.now();
+  await tx.getAgent(agent.agentId);
+  await tx.getOwner(agent.ownerId);
+  await tx.getDevice(agent.deviceId);
+  await tx.getBinding(agent.agentId);
+  if (o.redeemRow !== false) {
+    await tx.insertChallenge({
+      nonce,
+      agentId: agent.agentId,
+      createdAt: now,
+      expiresAt: now + 60_000,
+      consumedAt: now,
+    });
+  }
+  const serial = randomBytes(16);
+  await tx.insertCertificate({
+    issuerKeyId: o.issuerKeyId,
+    serial,
+    agentId: agent.agentId,
+    challengeNonce: nonce,
+    notBefore: now,
+    notAfter: now + 300_000,
+    der: o.der,
+    fingerprint: createHash("sha256").update(serial).digest(),
+    createdAt: now,
+  });
+  await tx.markAgentIssued(agent.agentId, now);
+  if (o.audit !== false) {
+    await appendAudit(tx, clock, {
+      type: "certificate.issue",
+      decision: "allow",
+      code: null,
+      actor: `agent:${agent.agentId}`,
+      subject: `agent:${agent.agentId}`,
+      data: o.auditData ?? { serial: serial.toString("hex") },
+    });
+  }
+}
