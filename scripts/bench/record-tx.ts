@@ -26,10 +26,7 @@ export async function recordIssuance(
 ): Promise<void> {
   const nonce = randomBytes(32);
   const now = clock.now();
-  await tx.getAgent(agent.agentId);
-  await tx.getOwner(agent.ownerId);
-  await tx.getDevice(agent.deviceId);
-  await tx.getBinding(agent.agentId);
+  await tx.getIssuanceFacts(agent.agentId);
   if (o.redeemRow !== false) {
     await tx.insertChallenge({
       nonce,

@@ -107,10 +107,12 @@ export function verifyChallenge(
 
 /**
  * Whether the agent exists: challenge creation's one store access, a read-only snapshot
- * (store.read), so minting a nonce never waits for or takes the write lock.
+ * (store.read), so minting a nonce never waits for or takes the write lock. It reads the
+ * issuance facts, which the issuance that redeems the nonce reads next: a store that
+ * caches them (SQLite) then has them at hand.
  */
 async function agentExists(store: Store, agentId: string): Promise<boolean> {
-  return (await store.read((tx) => tx.getAgent(agentId))) !== null;
+  return (await store.read((tx) => tx.getIssuanceFacts(agentId))) !== null;
 }
 
 /**

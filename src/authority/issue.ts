@@ -7,7 +7,7 @@ import type { EvidenceRegistry } from "../evidence/registry.js";
 import { checkLiveness, decideIssuance, type Grant } from "../policy/index.js";
 import type { Clock, Random } from "../runtime/clock.js";
 import type { Store, StoreTx } from "../store/store.js";
-import type { Agent } from "../store/types.js";
+import type { IssuanceAgent, IssuanceFacts } from "../store/types.js";
 import { checkLeafFast, newSerial, readCsr } from "../x509/index.js";
 import type { CaState, Issuer } from "./ca-state.js";
 import { verifyChallenge } from "./challenges.js";
@@ -35,22 +35,17 @@ export interface Issued {
   evidence: EvidenceFacts;
 }
 
-function profileOf(config: Config, agent: Agent): Profile {
+function profileOf(config: Config, agent: IssuanceAgent): Profile {
   const p = config.profiles[agent.profile];
   if (!p)
     throw new MayflyError("profile.unknown", `agent ${agent.id} names unknown profile ${agent.profile}`);
   return p;
 }
 
-async function readFacts(tx: StoreTx, agentId: string) {
-  const agent = await tx.getAgent(agentId);
-  if (!agent) throw new MayflyError("agent.not_found", `no agent ${agentId}`);
-  const [owner, device, binding] = await Promise.all([
-    tx.getOwner(agent.ownerId),
-    tx.getDevice(agent.deviceId),
-    tx.getBinding(agent.id),
-  ]);
-  return { agent, owner, device, binding };
+async function readFacts(tx: StoreTx, agentId: string): Promise<IssuanceFacts> {
+  const facts = await tx.getIssuanceFacts(agentId);
+  if (!facts) throw new MayflyError("agent.not_found", `no agent ${agentId}`);
+  return facts;
 }
 
 /**

@@ -1,13 +1,13 @@
 import type { KeyObject } from "node:crypto";
 import type { Profile } from "../config/schema.js";
 import type { Clock } from "../runtime/clock.js";
-import type { Agent, Device } from "../store/types.js";
+import type { Device, IssuanceAgent } from "../store/types.js";
 
 export type KeyResidency = "tpm" | "bound";
 
 /** What an evidence verifier is given: the request's claims and the stored facts it checks them against. */
 export interface EvidenceContext {
-  agent: Agent;
+  agent: IssuanceAgent;
   device: Device;
   /** The challenge nonce the attestation must be bound to. */
   nonce: Buffer;

@@ -1,5 +1,5 @@
 import type { ErrorCode } from "../errors/index.js";
-import type { Agent, Binding, Device, Owner } from "../store/types.js";
+import type { Binding, Device, IssuanceAgent, Owner } from "../store/types.js";
 import { checkPosture, type PostureRules } from "./posture.js";
 
 export type Denial = { allow: false; code: ErrorCode; detail: string };
@@ -7,7 +7,7 @@ export type Denial = { allow: false; code: ErrorCode; detail: string };
 export interface LivenessFacts {
   now: number;
   owner: Owner | null;
-  agent: Agent;
+  agent: IssuanceAgent;
   binding: Binding | null;
   device: Device | null;
   maxAffirmationAge: number;

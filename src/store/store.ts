@@ -13,6 +13,7 @@ import type {
   Device,
   DeviceStatus,
   EkRegistration,
+  IssuanceFacts,
   Owner,
   OwnerStatus,
   ScimUser,
@@ -94,6 +95,14 @@ export interface StoreTx {
   markAgentIssued(id: string, at: number): Promise<void>;
   upsertBinding(b: Binding): Promise<void>;
   getBinding(agentId: string): Promise<Binding | null>;
+  /**
+   * The agent and its owner, device and binding, as getAgent, getOwner(agent.ownerId),
+   * getDevice(agent.deviceId) and getBinding(agentId) would read them in this
+   * transaction (with their locks, where the backend takes them); null if there is no
+   * such agent. The agent comes without lastIssuedAt (IssuanceFacts says why). The
+   * objects are frozen: a backend may hand the same ones to later callers.
+   */
+  getIssuanceFacts(agentId: string): Promise<IssuanceFacts | null>;
 
   // challenges
   /**

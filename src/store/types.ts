@@ -106,6 +106,20 @@ export interface Binding {
 }
 
 /**
+ * What an issuance decides on, read as one (StoreTx.getIssuanceFacts): the agent, its
+ * owner, its device and its binding. The agent is without lastIssuedAt, which every
+ * issuance writes and no issuance decision reads, so a store may serve these facts from
+ * a cache that the last_issued_at write does not invalidate.
+ */
+export type IssuanceAgent = Omit<Agent, "lastIssuedAt">;
+export interface IssuanceFacts {
+  agent: IssuanceAgent;
+  owner: Owner | null;
+  device: Device | null;
+  binding: Binding | null;
+}
+
+/**
  * A redeemed challenge. Challenges are minted without a row (MAC'd nonces,
  * authority/challenges.ts); the row is written when one is redeemed, and its primary
  * key makes that happen once. consumedAt is the redemption time (null only in rows an

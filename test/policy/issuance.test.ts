@@ -34,7 +34,6 @@ function facts(over: Partial<IssuanceFacts> = {}): IssuanceFacts {
       profile: "default",
       status: "active",
       expiresAt: NOW + 86_400_000,
-      lastIssuedAt: null,
       createdAt: 0,
       updatedAt: 0,
     },

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Store } from "../../src/store/store.js";
 import { activationTests } from "./conformance-activations.js";
 import { auditAndTxTests } from "./conformance-audit-tx.js";
+import { factsTests } from "./conformance-facts.js";
 import { invariantTests } from "./conformance-invariants.js";
 import { mdmTests } from "./conformance-mdm.js";
 import { ownerTests } from "./conformance-owners.js";
@@ -58,5 +59,6 @@ export function runStoreConformance(
     mdmTests(ref);
     rotationTests(ref);
     readTests(ref, opts.concurrentRead ?? true);
+    factsTests(ref);
   });
 }

@@ -46,6 +46,7 @@ const RELEASED: Record<number, string> = {
   7: "855269a1ed6ad3134c18c1d46ed953a675ae4201fffff6eb672d9e5e84ca7b0d",
   8: "7167f63c0a194f4230199e68b544c485ed3f9a25bc421a0caaf295bd47bfb01d",
   9: "6ada8d051fdefc5a2f3a360cbbfe7abe39f123883156cc793535fc25be9209a0",
+  10: "e88133ffa622ab9f5c30f3a9ab5f9cb0fd2f915eea392e6fec2d4d2a601356d0",
 };
 
 describe("PostgreSQL migrations", () => {

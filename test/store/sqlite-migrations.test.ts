@@ -40,6 +40,7 @@ const RELEASED: Record<number, string> = {
   7: "4d4dc6c4adbf6b6bcd0fb757287c750fa84c6be6c6a7bffee5c47b0713d756d6",
   8: "7167f63c0a194f4230199e68b544c485ed3f9a25bc421a0caaf295bd47bfb01d",
   9: "44efd59acccd7d8fda328f42483bc8c13442c8a8c44eb0fa0a27f6d02f7f0d02",
+  10: "5c3acdc9b009eac1ae543f3f1f133b4dc415aa833d28093a32805f9941a85713",
 };
 
 function tables(path: string): string[] {

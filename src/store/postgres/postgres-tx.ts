@@ -1,5 +1,6 @@
 import type { PoolClient } from "pg";
 import { MayflyError } from "../../errors/index.js";
+import { freezeFacts } from "../issuance-facts.js";
 import {
   ACTIVATION_COLS,
   AGENT_COLS,
@@ -53,6 +54,7 @@ import type {
   Device,
   DeviceStatus,
   EkRegistration,
+  IssuanceFacts,
   Owner,
   OwnerStatus,
   ScimUser,
@@ -334,6 +336,19 @@ export class PostgresTx extends PgTxBase implements StoreTx {
       [agentId],
     );
     return r ? bindingFromRow(r) : null;
+  }
+  async getIssuanceFacts(agentId: string): Promise<IssuanceFacts | null> {
+    // The four locked reads (see the class comment); no cache: the row locks are what
+    // keep a lifecycle change from committing under an issuance here.
+    const full = await this.getAgent(agentId);
+    if (!full) return null;
+    const { lastIssuedAt: _, ...agent } = full;
+    const [owner, device, binding] = await Promise.all([
+      this.getOwner(agent.ownerId),
+      this.getDevice(agent.deviceId),
+      this.getBinding(agentId),
+    ]);
+    return freezeFacts({ agent, owner, device, binding });
   }
 
   // challenges

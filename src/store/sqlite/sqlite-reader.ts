@@ -4,6 +4,7 @@ import Database from "better-sqlite3";
 import { MayflyError } from "../../errors/index.js";
 import type { StoreTx } from "../store.js";
 import { mapSqliteError } from "./errors.js";
+import type { FactsCache } from "./facts-cache.js";
 import { SqliteTx } from "./sqlite-tx.js";
 import type { Prepare } from "./tx-base.js";
 
@@ -36,6 +37,8 @@ export class SqliteReader {
     private readonly busyTimeoutMs: number,
     /** The store's marker of code running inside one of its transactions (nesting is refused). */
     private readonly inTx: AsyncLocalStorage<true>,
+    /** The store's issuance-facts cache, shared with its writer (facts-cache.ts says why that is sound). */
+    private readonly facts: FactsCache | null = null,
   ) {}
 
   run<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
@@ -85,7 +88,7 @@ export class SqliteReader {
     } catch (e) {
       throw mapSqliteError(e, "begin");
     }
-    const tx = new SqliteTx(this.#prepare);
+    const tx = new SqliteTx(this.#prepare, this.facts);
     let value: T;
     try {
       value = await this.inTx.run(true, () => fn(tx));

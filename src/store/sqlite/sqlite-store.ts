@@ -7,6 +7,7 @@ import { MayflyError } from "../../errors/index.js";
 import type { Store, StoreTx } from "../store.js";
 import { Checkpointer } from "./checkpointer.js";
 import { mapSqliteError } from "./errors.js";
+import { FactsCache } from "./facts-cache.js";
 import { applyMigrations } from "./migrate.js";
 import { SQLITE_MIGRATIONS } from "./migrations/index.js";
 import { refusingWrites, SqliteReader } from "./sqlite-reader.js";
@@ -32,6 +33,11 @@ export interface SqliteStoreOptions {
   checkpointIntervalMs?: number;
   /** WAL content past which the checkpoint worker forces a RESTART checkpoint. Default WAL_RESTART_BYTES. */
   walRestartBytes?: number;
+  /**
+   * Agents whose issuance facts this process keeps between issuances (facts-cache.ts).
+   * Default 16,384; 0 reads the four rows every time.
+   */
+  factsCacheSize?: number;
 }
 
 /** Bytes a reset WAL is truncated to (PRAGMA journal_size_limit). */
@@ -116,6 +122,7 @@ export class SqliteStore implements Store {
   // read() on a file database: a second, read-only connection (sqlite-reader.ts), opened
   // after the constructor knows the busy timeout.
   private reader: SqliteReader | null = null;
+  private readonly facts: FactsCache | null;
 
   constructor(opts: SqliteStoreOptions) {
     try {
@@ -127,6 +134,8 @@ export class SqliteStore implements Store {
       });
     }
     this.path = opts.path;
+    const factsSize = opts.factsCacheSize ?? 16_384;
+    this.facts = factsSize > 0 ? new FactsCache(factsSize) : null;
     this.durability = opts.durability ?? "full";
     this.syncWal = opts.syncWal ?? ((fd, done) => fdatasync(fd, done));
     try {
@@ -192,7 +201,7 @@ export class SqliteStore implements Store {
       return Promise.reject(new MayflyError("internal.error", "nested store transactions are not supported"));
     }
     if (this.closed) return Promise.reject(new MayflyError("internal.error", "the store is closed"));
-    this.reader ??= new SqliteReader(this.path, this.busyTimeoutMs, this.inTx);
+    this.reader ??= new SqliteReader(this.path, this.busyTimeoutMs, this.inTx, this.facts);
     return this.reader.run(fn);
   }
 
@@ -283,7 +292,7 @@ export class SqliteStore implements Store {
         this.pending.unshift(...group.slice(i));
         break;
       }
-      const tx = new SqliteTx(job.readOnly ? this.readOnlyPrepare : this.txPrepare);
+      const tx = new SqliteTx(job.readOnly ? this.readOnlyPrepare : this.txPrepare, this.facts);
       try {
         if (!single) this.control("SAVEPOINT g");
         const value = await this.inTx.run(true, () => job.fn(tx));

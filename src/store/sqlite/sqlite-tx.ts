@@ -1,4 +1,5 @@
 import { MayflyError } from "../../errors/index.js";
+import { freezeFacts } from "../issuance-facts.js";
 import type { StoreTx } from "../store.js";
 import type {
   Activation,
@@ -15,11 +16,13 @@ import type {
   Device,
   DeviceStatus,
   EkRegistration,
+  IssuanceFacts,
   Owner,
   OwnerStatus,
   ScimUser,
   TransferState,
 } from "../types.js";
+import { FACTS_VERSION_SQL, type FactsCache } from "./facts-cache.js";
 import {
   ACTIVATION_COLS,
   AGENT_COLS,
@@ -57,7 +60,7 @@ import {
   UPDATE_DEVICE_SQL,
   updateDeviceParams,
 } from "./rows.js";
-import { SqliteTxBase } from "./tx-base.js";
+import { type Prepare, SqliteTxBase } from "./tx-base.js";
 
 /** SQLite binds a BOOLEAN as 0 or 1. */
 const bit = (b: boolean) => (b ? 1 : 0);
@@ -72,6 +75,14 @@ function userNameKey(userName: string): string {
  * connection (better-sqlite3 has no async API) and returns a settled promise.
  */
 export class SqliteTx extends SqliteTxBase implements StoreTx {
+  constructor(
+    prepare: Prepare,
+    /** The store's cache of issuance facts (facts-cache.ts); null reads them every time. */
+    private readonly facts: FactsCache | null = null,
+  ) {
+    super(prepare);
+  }
+
   // owners
   async insertOwner(o: Owner): Promise<void> {
     this.run("insertOwner", `INSERT INTO owners (${OWNER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
@@ -262,6 +273,29 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
   async getBinding(agentId: string): Promise<Binding | null> {
     const r = this.get("getBinding", `SELECT ${BINDING_COLS} FROM bindings WHERE agent_id = ?`, [agentId]);
     return r ? bindingFromRow(r) : null;
+  }
+
+  async getIssuanceFacts(agentId: string): Promise<IssuanceFacts | null> {
+    // The version and the rows come from this transaction's one view of the database.
+    const version = this.facts
+      ? (this.get("getIssuanceFacts", FACTS_VERSION_SQL, []) as { v: string } | undefined)?.v
+      : undefined;
+    if (version === undefined && this.facts) {
+      throw new MayflyError("internal.error", "getIssuanceFacts: facts_version has no row");
+    }
+    const hit = version === undefined ? undefined : this.facts!.get(agentId, version);
+    if (hit) return hit;
+    const full = await this.getAgent(agentId);
+    if (!full) return null;
+    const { lastIssuedAt: _, ...agent } = full;
+    const [owner, device, binding] = [
+      await this.getOwner(agent.ownerId),
+      await this.getDevice(agent.deviceId),
+      await this.getBinding(agentId),
+    ];
+    const facts = freezeFacts({ agent, owner, device, binding });
+    if (version !== undefined) this.facts!.set(agentId, version, facts);
+    return facts;
   }
 
   // challenges

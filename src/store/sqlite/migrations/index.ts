@@ -7,6 +7,7 @@ import { migration0006 } from "./0006_mdm.js";
 import { migration0007 } from "./0007_ak_qualified_name.js";
 import { migration0008 } from "./0008_certificate_issuer_expiry.js";
 import { migration0009 } from "./0009_server_secrets.js";
+import { migration0010 } from "./0010_facts_version.js";
 import type { Migration } from "./migration.js";
 
 export type { Migration } from "./migration.js";
@@ -22,4 +23,5 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   migration0007,
   migration0008,
   migration0009,
+  migration0010,
 ];
