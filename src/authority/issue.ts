@@ -68,6 +68,8 @@ export async function issueCertificate(deps: IssueDeps, agentId: string, body: u
 
     // A read-only snapshot: no write lock. Every fact it yields is read again inside the
     // recording transaction below, so a change committed in between is never missed.
+    // (Read, or proven unchanged: a store may serve getIssuanceFacts from a cache it checks
+    // against the database in the same transaction; store/sqlite/facts-cache.ts.)
     const pre = await store.read(async (tx) => readFacts(tx, agentId));
     const profile = profileOf(config, pre.agent);
     const live = checkLiveness({
