@@ -7,7 +7,9 @@ import { verifyAuditChain } from "../../src/audit/verify.js";
 import { ManualClock } from "../../src/runtime/clock.js";
 import { openStore, parseStoreUrl } from "../../src/store/open.js";
 import { type AuditLockMode, PG_MIGRATIONS, PostgresStore } from "../../src/store/postgres/index.js";
+import { applyPgMigrations } from "../../src/store/postgres/migrate.js";
 import { SQLITE_MIGRATIONS } from "../../src/store/sqlite/index.js";
+import type { Migration } from "../../src/store/sqlite/migrations/index.js";
 import { useTestDatabase } from "../helpers/postgres.js";
 import { expectCode, owner, T0 } from "./fixtures.js";
 
@@ -96,6 +98,56 @@ describe("PostgreSQL migrations", () => {
     await sql(edited.url, "UPDATE schema_migrations SET checksum = 'edited' WHERE version = 2");
     await expectCode(b.migrate(), "config.invalid");
     await b.close();
+  });
+
+  describe("versions with gaps (a step numbered on another branch lands later)", () => {
+    const step = (version: number): Migration => ({
+      version,
+      name: `t${version}`,
+      sql: `CREATE TABLE t${version} (x INTEGER);`,
+    });
+    async function run(url: string, steps: Migration[]): Promise<void> {
+      const pool = new pg.Pool({ connectionString: url, max: 1 });
+      try {
+        await applyPgMigrations(pool, steps);
+      } finally {
+        await pool.end();
+      }
+    }
+    const applied = async (url: string) =>
+      (
+        await sql<{ version: number }>(
+          url,
+          "SELECT version::int AS version FROM schema_migrations ORDER BY 1",
+        )
+      ).map((r) => r.version);
+
+    it("apply 1, 2, 4, and again without change; 4 is the newest this build knows", async () => {
+      const { url } = await fresh();
+      await run(url, [step(1), step(2), step(4)]);
+      await run(url, [step(1), step(2), step(4)]);
+      expect(await applied(url)).toEqual([1, 2, 4]);
+      await expect(run(url, [step(1), step(2)])).rejects.toThrow(/newer than this build knows \(2\)/);
+    });
+
+    it("refuse a list out of order or with a repeated version (a build bug)", async () => {
+      const { url } = await fresh();
+      for (const steps of [[step(1), step(3), step(2)], [step(1), step(1)], [step(0)]]) {
+        await expect(run(url, steps)).rejects.toThrow(/internal.error: migration t\d is out of order/);
+      }
+    });
+
+    it("refuse a database that lacks a step older than its newest, and apply nothing", async () => {
+      const { url } = await fresh();
+      await run(url, [step(1), step(2), step(4)]);
+      const err = await run(url, [step(1), step(2), step(3), step(4)]).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "config.invalid" });
+      expect((err as Error).message).toMatch(
+        /migration 3 \(t3\) is missing from this database, which already has migration 4/,
+      );
+      expect(await applied(url)).toEqual([1, 2, 4]);
+      expect(await sql(url, "SELECT to_regclass('t3') AS t")).toEqual([{ t: null }]);
+    });
   });
 });
 

@@ -6,6 +6,7 @@ import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { SQLITE_MIGRATIONS, SqliteStore } from "../../src/store/sqlite/index.js";
 import { applyMigrations } from "../../src/store/sqlite/migrate.js";
+import type { Migration } from "../../src/store/sqlite/migrations/index.js";
 import {
   activation,
   agent,
@@ -53,8 +54,11 @@ function tables(path: string): string[] {
 }
 
 describe("SQLite migrations", () => {
-  it("released steps are unchanged and numbered from 1", () => {
-    expect(SQLITE_MIGRATIONS.map((m) => m.version)).toEqual(SQLITE_MIGRATIONS.map((_, i) => i + 1));
+  it("released steps are unchanged, numbered upwards from 1", () => {
+    const versions = SQLITE_MIGRATIONS.map((m) => m.version);
+    expect(versions[0]).toBe(1);
+    expect(versions).toEqual([...versions].sort((a, b) => a - b));
+    expect(new Set(versions).size).toBe(versions.length);
     const sums = Object.fromEntries(
       SQLITE_MIGRATIONS.map((m) => [m.version, createHash("sha256").update(m.sql).digest("hex")]),
     );
@@ -157,6 +161,62 @@ describe("SQLite migrations", () => {
       await tx.setAgentStatus("a1", "active", T0 + 1, null);
     });
     await store.close();
+  });
+
+  describe("versions with gaps (a step numbered on another branch lands later)", () => {
+    const step = (version: number): Migration => ({
+      version,
+      name: `t${version}`,
+      sql: `CREATE TABLE t${version} (x INTEGER);`,
+    });
+    const applied = (path: string) => {
+      const raw = new Database(path, { readonly: true });
+      const rows = raw.prepare("SELECT version FROM schema_migrations ORDER BY version").all();
+      raw.close();
+      return (rows as { version: number }[]).map((r) => r.version);
+    };
+    const run = (path: string, steps: Migration[]) => {
+      const db = new Database(path);
+      try {
+        applyMigrations(db, steps);
+      } finally {
+        db.close();
+      }
+    };
+
+    it("applies 1, 2, 4, and again without change; 4 is the newest this build knows", () => {
+      const path = file();
+      run(path, [step(1), step(2), step(4)]);
+      run(path, [step(1), step(2), step(4)]);
+      expect(applied(path)).toEqual([1, 2, 4]);
+      expect(tables(path)).toEqual(expect.arrayContaining(["t1", "t2", "t4"]));
+      expect(tables(path)).not.toContain("t3");
+      // A build that knows only 1 and 2 refuses it: it is newer than that build.
+      expect(() => run(path, [step(1), step(2)])).toThrow(/newer than this build knows \(2\)/);
+    });
+
+    it("refuses a list out of order or with a repeated version (a build bug)", () => {
+      for (const steps of [[step(1), step(3), step(2)], [step(1), step(1)], [step(0)]]) {
+        expect(() => run(file(), steps)).toThrow(/internal.error: migration t\d is out of order/);
+      }
+    });
+
+    it("refuses a database that lacks a step older than its newest, and applies nothing", () => {
+      const path = file();
+      run(path, [step(1), step(2), step(4)]);
+      let err: unknown;
+      try {
+        run(path, [step(1), step(2), step(3), step(4)]);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toMatchObject({ code: "config.invalid" });
+      expect((err as Error).message).toMatch(
+        /migration 3 \(t3\) is missing from this database, which already has migration 4/,
+      );
+      expect(applied(path)).toEqual([1, 2, 4]);
+      expect(tables(path)).not.toContain("t3");
+    });
   });
 
   describe("0003 constraints", () => {

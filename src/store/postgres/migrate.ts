@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import { MayflyError } from "../../errors/index.js";
+import { checkOrder, missedStep } from "../sqlite/migrations/migration.js";
 import { mapPgError } from "./errors.js";
 import type { Migration } from "./migrations/index.js";
 
@@ -21,9 +22,7 @@ export const MIGRATION_LOCK_KEY = "7881714303688600937";
  * does not know, or a step whose SQL has changed, is refused.
  */
 export async function applyPgMigrations(pool: Pool, migrations: readonly Migration[]): Promise<void> {
-  migrations.forEach((m, i) => {
-    if (m.version !== i + 1) throw new MayflyError("internal.error", `migration ${m.name} is out of order`);
-  });
+  checkOrder(migrations);
   let client: PoolClient;
   try {
     client = await pool.connect();
@@ -39,7 +38,8 @@ export async function applyPgMigrations(pool: Pool, migrations: readonly Migrati
           "version BIGINT NOT NULL PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, " +
           "applied_at TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP)",
       );
-      for (const m of migrations) await applyOne(client, m, migrations.length);
+      const known = migrations.at(-1)?.version ?? 0;
+      for (const m of migrations) await applyOne(client, m, known);
     } finally {
       await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]);
     }
@@ -79,6 +79,7 @@ async function applyOne(client: PoolClient, m: Migration, known: number): Promis
         );
       }
     } else {
+      if (v !== null && v !== undefined && Number(v) > m.version) throw missedStep(m, Number(v));
       await client.query(m.sql);
       await client.query("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", [
         m.version,

@@ -3,6 +3,7 @@ import type BetterSqlite3 from "better-sqlite3";
 import { MayflyError } from "../../errors/index.js";
 import { mapSqliteError } from "./errors.js";
 import type { Migration } from "./migrations/index.js";
+import { checkOrder, missedStep } from "./migrations/migration.js";
 
 const checksum = (sql: string) => createHash("sha256").update(sql).digest("hex");
 
@@ -14,9 +15,7 @@ const checksum = (sql: string) => createHash("sha256").update(sql).digest("hex")
  * changed since it was applied, is refused rather than guessed at.
  */
 export function applyMigrations(db: BetterSqlite3.Database, migrations: readonly Migration[]): void {
-  migrations.forEach((m, i) => {
-    if (m.version !== i + 1) throw new MayflyError("internal.error", `migration ${m.name} is out of order`);
-  });
+  checkOrder(migrations);
   try {
     // CURRENT_TIMESTAMP is the database's clock; nothing in the domain reads applied_at.
     db.exec(
@@ -27,7 +26,8 @@ export function applyMigrations(db: BetterSqlite3.Database, migrations: readonly
   } catch (e) {
     throw mapSqliteError(e, "migrate");
   }
-  for (const m of migrations) applyOne(db, m, migrations.length);
+  const known = migrations.at(-1)?.version ?? 0;
+  for (const m of migrations) applyOne(db, m, known);
 }
 
 function applyOne(db: BetterSqlite3.Database, m: Migration, known: number): void {
@@ -58,6 +58,7 @@ function applyOne(db: BetterSqlite3.Database, m: Migration, known: number): void
         );
       }
     } else {
+      if (newest.v !== null && newest.v > m.version) throw missedStep(m, newest.v);
       db.exec(m.sql);
       db.prepare("INSERT INTO schema_migrations (version, name, checksum) VALUES (?, ?, ?)").run(
         m.version,

@@ -13,8 +13,9 @@ import { pgMigration0010 } from "./0010_facts_version.js";
 export type { Migration } from "../../sqlite/migrations/migration.js";
 
 /**
- * In order; versions contiguous from 1, and the same versions and names as
- * SQLITE_MIGRATIONS (a test holds them in step). Append new steps, never reorder.
+ * In order of version, ascending but not necessarily contiguous (as SQLITE_MIGRATIONS),
+ * and the same versions and names as SQLITE_MIGRATIONS (a test holds them in step).
+ * Append new steps, never reorder or renumber.
  */
 export const PG_MIGRATIONS: readonly Migration[] = [
   pgMigration0001,

@@ -12,7 +12,12 @@ import type { Migration } from "./migration.js";
 
 export type { Migration } from "./migration.js";
 
-/** In order; versions contiguous from 1. Append new steps, never reorder. */
+/**
+ * In order of version, from 1. Versions ascend but need not be contiguous: steps made on
+ * parallel branches take their numbers up front. Append new
+ * steps, never reorder or renumber; see migrate.ts for a database that lacks a step older
+ * than its newest.
+ */
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
   migration0001,
   migration0002,
