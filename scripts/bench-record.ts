@@ -1,9 +1,10 @@
 // CPU per issuance of the store's part alone, in one process, at concurrency 64: the
-// pre-read (store.read) and the recording transaction (re-read, redeemed-challenge row,
-// certificate row, agent mark, audit append), with SQLite durability "full". Variants:
-// "full", "nochallenge" (without the redeemed-challenge row), "noread" (without read()).
+// pre-read (store.read) and the recording transaction (re-read, certificate row carrying
+// the nonce, agent mark, audit append), with SQLite durability "full". Variants: "full",
+// "noread" (without read()). (Builds before migration 0011 also inserted a
+// redeemed-challenge row, and had a "nochallenge" variant without it.)
 //
-//   node --import tsx scripts/bench-record.ts [full|nochallenge|noread]
+//   node --import tsx scripts/bench-record.ts [full|noread]
 import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +16,7 @@ import type { TestAgent } from "../test/helpers/test-ca.js";
 import { recordIssuance } from "./bench/record-tx.js";
 
 const variant = process.argv[2] ?? "full";
+if (variant !== "full" && variant !== "noread") throw new Error(`unknown variant ${variant}: full or noread`);
 // FACTS_CACHE=0 turns the issuance-facts cache off (the A side of an A/B).
 const store = new SqliteStore({
   path: join(mkdtempSync(join(tmpdir(), "rec-")), "m.db"),
@@ -50,13 +52,11 @@ const data = {
 };
 async function one() {
   const agent = agents[next++ % agents.length]!;
-  if (variant !== "noread")
-    await store.read((tx) => tx.getIssuanceFacts(agent.agentId));
+  if (variant !== "noread") await store.read((tx) => tx.getIssuanceFacts(agent.agentId));
   await store.tx((tx) =>
     recordIssuance(tx, clock, agent, {
       issuerKeyId,
       der,
-      redeemRow: variant !== "nochallenge",
       auditData: data,
     }),
   );

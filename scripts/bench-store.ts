@@ -1,10 +1,10 @@
 // Issuances per second, side by side:
 //   1. end to end over HTTPS (challenge + certificate, test-signed evidence): SQLite on
 //      one node, PostgreSQL with one replica and with two replicas;
-//   2. the recording transaction alone (consume the challenge, insert the certificate,
-//      mark the agent, append the audit event) against PostgreSQL, with each way of
-//      claiming the audit chain head, and without the audit append at all: what the one
-//      chain costs.
+//   2. the recording transaction alone (insert the certificate, whose unique nonce
+//      consumes the challenge, mark the agent, append the audit event) against
+//      PostgreSQL, with each way of claiming the audit chain head, and without the audit
+//      append at all: what the one chain costs.
 // Medians of several runs. Loopback only; the database is a fresh one on the test
 // server (MAYFLY_TEST_DATABASE_URL, else 127.0.0.1:5432, else a throwaway cluster).
 //
@@ -144,7 +144,7 @@ async function recordTx(store: Store, withAudit: boolean): Promise<number> {
   let next = 0;
   return rate(async () => {
     const agent = agents[next++ % AGENTS]!;
-    // Minting a challenge writes nothing (a MAC'd nonce); redeeming inserts its row.
+    // Minting a challenge writes nothing (a MAC'd nonce); the certificate row is the redemption.
     await store.tx((tx) => recordIssuance(tx, clock, agent, { issuerKeyId: issuer, der, audit: withAudit }));
   });
 }

@@ -1,6 +1,7 @@
 // The recording transaction of an issuance, as the store benchmarks run it
-// (scripts/bench-store.ts, scripts/bench-record.ts): re-read the facts, insert the
-// redeemed challenge's row, the certificate row, mark the agent, append the audit event.
+// (scripts/bench-store.ts, scripts/bench-record.ts) and as src/authority/issue.ts runs
+// it: re-read the facts, insert the certificate row (its unique challenge nonce is the
+// redemption), mark the agent, append the audit event.
 import { createHash, randomBytes } from "node:crypto";
 import { appendAudit } from "../../src/audit/chain.js";
 import type { Clock } from "../../src/runtime/clock.js";
@@ -12,8 +13,6 @@ export interface RecordOptions {
   der: Buffer;
   /** Append the audit event (default true). */
   audit?: boolean;
-  /** Insert the redeemed challenge's row (default true). */
-  redeemRow?: boolean;
   /** The audit event's data; by default the serial only. */
   auditData?: Record<string, unknown>;
 }
@@ -27,15 +26,6 @@ export async function recordIssuance(
   const nonce = randomBytes(32);
   const now = clock.now();
   await tx.getIssuanceFacts(agent.agentId);
-  if (o.redeemRow !== false) {
-    await tx.insertChallenge({
-      nonce,
-      agentId: agent.agentId,
-      createdAt: now,
-      expiresAt: now + 60_000,
-      consumedAt: now,
-    });
-  }
   const serial = randomBytes(16);
   await tx.insertCertificate({
     issuerKeyId: o.issuerKeyId,

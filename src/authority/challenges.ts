@@ -13,9 +13,11 @@ export interface ChallengeAnswer {
 // transaction (insert) and redeeming it a second write (conditional update); under load
 // that is an extra transaction, lock hand-off and fsync per issuance, and any caller
 // could grow the table. Now the nonce carries its own facts, authenticated by a key
-// only the CA holds, so minting writes nothing and verifying reads nothing; the one
-// write left is the row recording the redemption, inside the issuance's recording
-// transaction (see issue.ts), whose primary key makes each nonce redeemable once.
+// only the CA holds, so minting writes nothing and verifying reads nothing. Redemption
+// writes no row of its own either: the certificate row the issuance records (issue.ts)
+// carries the nonce, and the unique constraint on it makes each nonce redeemable once.
+// That row is kept until well after the nonce has expired (config/schema.ts,
+// minCertificateRetention), after which the expiry below refuses the nonce by itself.
 //
 // Layout, 32 bytes (clients check the length, so it stays 32):
 //   random 12 | expiresAt 6 (ms since epoch, big-endian) | agentTag 4 | mac 10
@@ -80,7 +82,8 @@ export function mintNonce(key: Buffer, random: Random, agentId: string, expiresA
  * Checks a presented nonce with no store access: one this CA minted (else
  * challenge.not_found, as an unknown row used to be), for this agent
  * (challenge.agent_mismatch), unexpired at `now` (challenge.expired; expiresAt == now is
- * expired). Whether it was already used is the recording transaction's question.
+ * expired). Whether it was already used is the recording transaction's question (the
+ * unique nonce of the certificate row).
  * Returns the nonce's expiry.
  */
 export function verifyChallenge(

@@ -63,8 +63,9 @@ export async function issueCertificate(deps: IssueDeps, agentId: string, body: u
     const csr = readCsr(req.csr);
 
     // The nonce is MAC'd (challenges.ts): who it is for and until when are checked here
-    // without the store; that it is used once is the recording transaction's insert.
-    const challenge = verifyChallenge(deps.challengeKey, req.nonce, agentId, now);
+    // without the store; that it is used once is the recording transaction's certificate
+    // row, whose challenge_nonce is unique.
+    verifyChallenge(deps.challengeKey, req.nonce, agentId, now);
 
     // A read-only snapshot: no write lock. Every fact it yields is read again inside the
     // recording transaction below, so a change committed in between is never missed.
@@ -132,7 +133,6 @@ export async function issueCertificate(deps: IssueDeps, agentId: string, body: u
       record(tx, deps, {
         agentId,
         nonce: req.nonce,
-        nonceExpiresAt: challenge.expiresAt,
         now,
         decision,
         der,
@@ -163,9 +163,12 @@ export async function issueCertificate(deps: IssueDeps, agentId: string, body: u
 /**
  * The recording transaction. Liveness is read again here, so an owner deprovisioned
  * or a device unenrolled after the first read (and committed before this
- * transaction) is never missed; the redeemed challenge's row is inserted here, and its
- * primary key (the nonce) refuses a second one (challenge.consumed), so a challenge
- * yields at most one certificate even across replicas.
+ * transaction) is never missed. The certificate row carries the nonce, and the unique
+ * constraint on it refuses a second one (challenge.consumed), so a challenge yields at
+ * most one certificate even across replicas: that row is the nonce's only record of
+ * redemption. It is kept store.certificateRetention past notAfter, which the config
+ * holds above the nonce's lifetime (config/schema.ts, minCertificateRetention), so the
+ * row outlives every moment at which the nonce's own expiry would still let it in.
  */
 async function record(
   tx: StoreTx,
@@ -173,7 +176,6 @@ async function record(
   r: {
     agentId: string;
     nonce: Buffer;
-    nonceExpiresAt: number;
     now: number;
     decision: Grant;
     der: Buffer;
@@ -198,17 +200,9 @@ async function record(
   if (r.decision.notAfter > facts.agent.expiresAt || r.decision.notAfter > facts.binding!.expiresAt) {
     throw new MayflyError("store.conflict", "the agent or its binding changed during issuance; retry");
   }
-  // One-time use: challenge.consumed if the nonce was already redeemed. The row is
-  // created now (minting wrote nothing), so createdAt is the redemption time.
-  await tx.insertChallenge({
-    nonce: r.nonce,
-    agentId: r.agentId,
-    createdAt: r.now,
-    expiresAt: r.nonceExpiresAt,
-    consumedAt: r.now,
-  });
   const issuer = r.issuer;
   const fp = createHash("sha256").update(r.der).digest();
+  // One-time use: challenge.consumed if a certificate already carries this nonce.
   await tx.insertCertificate({
     issuerKeyId: issuer.keyId,
     serial: r.serial,

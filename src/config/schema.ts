@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { assuranceOidProblem, OID_MAYFLY_ASSURANCE } from "../x509/oids.js";
-import { duration } from "./duration.js";
+import { duration, formatDuration } from "./duration.js";
 
 // The one configuration schema. Every key has a default, so an empty file is a
 // valid development configuration; ca-config/mayfly.full.yaml lists every key with
@@ -9,6 +9,36 @@ import { duration } from "./duration.js";
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
+
+/**
+ * How far apart two replicas' clocks may be. The redeemed-challenge rows this build no
+ * longer writes were kept this long past the nonce's expiry for the same reason.
+ */
+export const CLOCK_SKEW_ALLOWANCE = 5 * MINUTE;
+
+/**
+ * The shortest store.certificateRetention the config accepts for a challenge TTL.
+ *
+ * A challenge is one-time because the certificate row that redeems it carries the nonce
+ * under a unique constraint (src/authority/issue.ts); once the tidy job deletes that row,
+ * only the nonce's own MAC'd expiry refuses a replay. So the row must outlive the last
+ * moment any replica still accepts the nonce. With replica clocks at most s apart
+ * (s = CLOCK_SKEW_ALLOWANCE), replica A mints the nonce, B redeems it, C tidies, D sees
+ * the replay:
+ *   - B accepted it at tB < expiresAt, and wrote notAfter >= tB: the policy grants at
+ *     least 30 s (policy/issuance.ts), so notAfter is never before the issuance time;
+ *   - expiresAt = (A's clock at minting) + TTL <= tB + s + TTL: minting came first, and
+ *     A's clock is at most s ahead of B's;
+ *   - C deletes the row only when its clock passes notAfter + retention >= tB + retention,
+ *     so D's clock then reads more than tB + retention - s;
+ *   - D refuses by expiry once its clock reaches expiresAt <= tB + TTL + s.
+ * Hence retention >= TTL + 2s keeps every replay refused, whatever the certificate's
+ * lifetime. (The challenge rows needed only s past expiresAt: they stored expiresAt, so
+ * A's clock did not enter; counting from notAfter brings in A's skew as well.)
+ */
+export function minCertificateRetention(challengeTtl: number): number {
+  return challengeTtl + 2 * CLOCK_SKEW_ALLOWANCE;
+}
 
 export const secretRef = z.union(
   [
@@ -333,7 +363,30 @@ export const configSchema = z
     mdm: mdm.prefault({}),
     log: log.prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine(
+    (c, ctx) => {
+      const min = minCertificateRetention(c.issuance.challengeTtl);
+      if (c.store.certificateRetention < min) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["store", "certificateRetention"],
+          message:
+            `must be at least issuance.challengeTtl (${formatDuration(c.issuance.challengeTtl)}) plus ` +
+            `${formatDuration(2 * CLOCK_SKEW_ALLOWANCE)} for replica clock skew, i.e. ` +
+            `${formatDuration(min)}: a certificate row is what refuses a second use of the ` +
+            "challenge that yielded it, until the challenge has expired",
+        });
+      }
+    },
+    // Checked whenever both durations parsed, so it is reported with the file's other errors.
+    { when: (p) => retentionInputs(p.value) },
+  );
+
+function retentionInputs(v: unknown): boolean {
+  const c = v as { store?: { certificateRetention?: unknown }; issuance?: { challengeTtl?: unknown } } | null;
+  return typeof c?.store?.certificateRetention === "number" && typeof c?.issuance?.challengeTtl === "number";
+}
 
 /** The raw shape, as written in YAML (durations as text). */
 export type ConfigInput = z.input<typeof configSchema>;

@@ -197,7 +197,7 @@ export async function startServer(
       resolve();
     });
   });
-  // Expired challenges and, past store.certificateRetention, expired certificate rows.
+  // Certificate rows past store.certificateRetention.
   const stopTidy = startTidy({
     store,
     clock,

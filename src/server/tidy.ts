@@ -6,7 +6,11 @@ export interface TidyOptions {
   store: Store;
   clock: Clock;
   log: Logger;
-  /** store.certificateRetention: rows are kept this long after their notAfter. */
+  /**
+   * store.certificateRetention: rows are kept this long after their notAfter. A row also
+   * refuses a second use of its challenge nonce, so the config holds this above the
+   * challenge TTL plus clock skew (config/schema.ts, minCertificateRetention).
+   */
   certificateRetention: number;
   /**
    * Rows per transaction (default 500): small, so issuance never waits long behind the write
@@ -18,24 +22,14 @@ export interface TidyOptions {
 }
 
 /**
- * How long a redeemed challenge's row outlives the nonce's expiry. The row is what refuses
- * a second redemption, and a replica refuses the nonce itself only once its own clock
- * passes the expiry: the margin covers clocks that disagree by up to this much.
- */
-export const CHALLENGE_ROW_GRACE = 5 * 60_000;
-
-/**
  * One run of the retention job: deletes certificate rows whose notAfter is older than the
- * retention, a bounded batch per transaction, yielding between batches. Rows of redeemed
- * challenges go too once their nonce has expired (plus CHALLENGE_ROW_GRACE): an expired
- * nonce is refused by its MAC'd expiry, so the row has nothing left to guard. Returns how
- * many certificate rows were deleted.
+ * retention, a bounded batch per transaction, yielding between batches. By then the
+ * challenge nonce a row carries has long expired and is refused by its MAC'd expiry, so
+ * the row has nothing left to guard. Returns how many certificate rows were deleted.
  */
 export async function tidyOnce(o: TidyOptions): Promise<number> {
   const batch = o.batch ?? 500;
   const now = o.clock.now();
-  const challenges = await o.store.tx((tx) => tx.deleteExpiredChallenges(now - CHALLENGE_ROW_GRACE));
-  if (challenges > 0) o.log.debug({ deleted: challenges }, "expired challenges deleted");
   const before = now - o.certificateRetention;
   let total = 0;
   for (let i = 0; i < (o.maxBatches ?? 200); i++) {

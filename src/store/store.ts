@@ -9,7 +9,6 @@ import type {
   CaJournalEntry,
   CaSlot,
   CertificateRecord,
-  Challenge,
   Device,
   DeviceStatus,
   EkRegistration,
@@ -104,17 +103,6 @@ export interface StoreTx {
    */
   getIssuanceFacts(agentId: string): Promise<IssuanceFacts | null>;
 
-  // challenges
-  /**
-   * Records the redemption of a challenge nonce (consumedAt set). Challenges are minted
-   * without a row (a MAC'd nonce, src/authority/challenges.ts); the row exists only to
-   * make redemption one-time: challenge.consumed if the nonce already has one. The
-   * primary key decides, so exactly one redemption wins across connections and replicas.
-   */
-  insertChallenge(c: Challenge): Promise<void>;
-  getChallenge(nonce: Buffer): Promise<Challenge | null>;
-  deleteExpiredChallenges(before: number): Promise<number>;
-
   // server secrets
   /**
    * The value stored under `name`, storing `candidate` first if there is none. Two
@@ -123,7 +111,13 @@ export interface StoreTx {
   ensureSecret(name: string, candidate: Buffer): Promise<Buffer>;
 
   // certificates
-  /** certificate.serial_collision if (issuerKeyId, serial) exists; store.conflict if the challenge already has one. */
+  /**
+   * certificate.serial_collision if (issuerKeyId, serial) exists; challenge.consumed if
+   * another certificate carries the same challengeNonce. That unique nonce is what makes a
+   * challenge one-time (minting writes nothing, src/authority/challenges.ts): exactly one
+   * redemption wins across connections and replicas, for as long as the row is kept
+   * (store.certificateRetention, which the config holds above the challenge TTL).
+   */
   insertCertificate(c: CertificateRecord): Promise<void>;
   getCertificate(issuerKeyId: Buffer, serial: Buffer): Promise<CertificateRecord | null>;
   listCertificatesByAgent(agentId: string): Promise<CertificateRecord[]>;

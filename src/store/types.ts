@@ -119,25 +119,11 @@ export interface IssuanceFacts {
   binding: Binding | null;
 }
 
-/**
- * A redeemed challenge. Challenges are minted without a row (MAC'd nonces,
- * authority/challenges.ts); the row is written when one is redeemed, and its primary
- * key makes that happen once. consumedAt is the redemption time (null only in rows an
- * older release wrote when it minted a challenge; they expire and are purged).
- */
-export interface Challenge {
-  nonce: Buffer; // 32 bytes, the primary key
-  agentId: string;
-  createdAt: number;
-  expiresAt: number;
-  consumedAt: number | null;
-}
-
 export interface CertificateRecord {
   issuerKeyId: Buffer; // SKI of the issuing CA certificate
   serial: Buffer; // unique per issuer
   agentId: string;
-  challengeNonce: Buffer | null; // unique: a challenge yields at most one certificate
+  challengeNonce: Buffer | null; // unique: a challenge yields at most one certificate, and is redeemed once
   notBefore: number;
   notAfter: number;
   der: Buffer;

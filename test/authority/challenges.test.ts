@@ -3,25 +3,30 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertAuditChain } from "../../src/audit/index.js";
 import { loadChallengeKey, mintNonce, verifyChallenge } from "../../src/authority/challenges.js";
 import { isMayflyError } from "../../src/errors/index.js";
 import type { Random } from "../../src/runtime/clock.js";
 import { SqliteStore } from "../../src/store/sqlite/index.js";
+import type { HttpResult } from "../helpers/https.js";
+import { useTestDatabase } from "../helpers/postgres.js";
 import {
   attest,
   issueVia,
   newAgentKey,
   startTestCa,
+  TEST_CONFIG,
   type TestAgent,
   type TestCa,
 } from "../helpers/test-ca.js";
 
 // Challenges are MAC'd nonces (src/authority/challenges.ts): minting writes nothing,
-// verifying reads nothing, and the recording transaction's insert of the nonce's row
-// makes it one-time. These tests hold the design to the guarantees of the stored
-// one-time nonces it replaced, through the real server where it matters.
+// verifying reads nothing, and the certificate row the recording transaction inserts
+// carries the nonce under a unique constraint, which makes it one-time. These tests hold
+// the design to the guarantees of the stored one-time nonces it replaced, through the
+// real server on both backends where it matters.
 
 const T = 1_750_000_000_000;
 const KEY = Buffer.alloc(32, 0x5a);
@@ -126,33 +131,68 @@ describe("the challenge key", () => {
   });
 });
 
-describe("challenges through the server", () => {
+const pgDb = useTestDatabase();
+
+/** A CA on the given backend, and a way to count its rows per table past the server. */
+async function caOn(backend: "sqlite" | "postgres") {
+  if (backend === "sqlite") {
+    const ca = await startTestCa();
+    return {
+      ca,
+      async rowCounts(): Promise<Record<string, number>> {
+        const db = new Database(join(ca.dir, "data", "mayfly.db"), { readonly: true });
+        try {
+          const tables = db
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            .all() as { name: string }[];
+          return Object.fromEntries(
+            tables.map(({ name }) => [
+              name,
+              (db.prepare(`SELECT COUNT(*) AS n FROM "${name}"`).get() as { n: number }).n,
+            ]),
+          );
+        } finally {
+          db.close();
+        }
+      },
+    };
+  }
+  const url = await pgDb().freshSchemaUrl();
+  const ca = await startTestCa(`${TEST_CONFIG}store:\n  url: ${JSON.stringify(url)}\n`);
+  return {
+    ca,
+    async rowCounts(): Promise<Record<string, number>> {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        const tables = await c.query<{ name: string }>(
+          "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()",
+        );
+        const counts: Record<string, number> = {};
+        for (const { name } of tables.rows) {
+          counts[name] = Number((await c.query(`SELECT COUNT(*) AS n FROM "${name}"`)).rows[0].n);
+        }
+        return counts;
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+describe.each(["sqlite", "postgres"] as const)("challenges through the server (%s)", (backend) => {
   let ca: TestCa;
   let other: TestCa;
+  let rowCounts: () => Promise<Record<string, number>>;
   beforeAll(async () => {
-    [ca, other] = await Promise.all([startTestCa(), startTestCa()]);
+    const mine = await caOn(backend);
+    ca = mine.ca;
+    rowCounts = mine.rowCounts;
+    other = await startTestCa();
   });
   afterAll(async () => {
     await Promise.all([ca?.close(), other?.close()]);
   });
-
-  /** Rows per table, read past the server on a connection of our own. */
-  function rowCounts(): Record<string, number> {
-    const db = new Database(join(ca.dir, "data", "mayfly.db"), { readonly: true });
-    try {
-      const tables = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-        .all() as { name: string }[];
-      return Object.fromEntries(
-        tables.map(({ name }) => [
-          name,
-          (db.prepare(`SELECT COUNT(*) AS n FROM "${name}"`).get() as { n: number }).n,
-        ]),
-      );
-    } finally {
-      db.close();
-    }
-  }
 
   async function mint(agent: TestAgent, at: TestCa = ca): Promise<Buffer> {
     const ch = await at.call(`/v1/agents/${agent.agentId}/challenges`, {});
@@ -170,40 +210,47 @@ describe("challenges through the server", () => {
   }
 
   /** A refusal: the code, exactly one audit event (a deny with that code), nothing else written. */
-  async function expectRefused(p: () => Promise<{ status: number; json: unknown }>, code: string) {
-    const before = rowCounts();
+  async function expectRefused(p: () => Promise<HttpResult>, code: string) {
+    const before = await rowCounts();
     const res = await p();
     expect((res.json as { code: string }).code).toBe(code);
     expect(res.status).toBeGreaterThanOrEqual(400);
-    const after = rowCounts();
+    const after = await rowCounts();
     expect(after).toEqual({ ...before, audit_events: before.audit_events! + 1 });
     const events = await ca.running.store.tx((tx) => tx.listAuditEvents(1, 1_000_000));
     expect(events.at(-1)).toMatchObject({ decision: "deny", code });
+    return { res, event: events.at(-1)! };
   }
 
-  it("writes nothing when it hands out a challenge", async () => {
+  it("writes nothing when it hands out a challenge, and has no challenges table", async () => {
     const agent = await ca.seedAgent();
-    const before = rowCounts();
-    expect(before.challenges).toBeDefined();
+    const before = await rowCounts();
+    expect(before.certificates).toBeDefined();
+    expect(before.challenges).toBeUndefined();
     for (let i = 0; i < 5; i++) await mint(agent);
-    expect(rowCounts()).toEqual(before);
+    expect(await rowCounts()).toEqual(before);
   });
 
   it("refuses an unknown agent with agent.not_found, audited once, nothing else written", async () => {
     await expectRefused(() => ca.call("/v1/agents/nobody/challenges", {}), "agent.not_found");
   });
 
-  it("writes one challenge row, consumed, with the certificate it yields", async () => {
+  it("records a redemption as the certificate row carrying the nonce, and no other row", async () => {
     const agent = await ca.seedAgent();
     const nonce = await mint(agent);
-    const before = rowCounts();
+    const before = await rowCounts();
     expect((await redeem(agent, nonce)).status).toBe(201);
-    const after = rowCounts();
-    expect(after.challenges).toBe(before.challenges! + 1);
-    expect(after.certificates).toBe(before.certificates! + 1);
-    const row = await ca.running.store.tx((tx) => tx.getChallenge(nonce));
-    expect(row).toMatchObject({ agentId: agent.agentId, expiresAt: nonce.readUIntBE(12, 6) });
-    expect(row?.consumedAt).toBe(ca.clock.now());
+    const after = await rowCounts();
+    // The certificate and the allow event (the agent's lastIssuedAt is an update).
+    expect(after).toEqual({
+      ...before,
+      certificates: before.certificates! + 1,
+      audit_events: before.audit_events! + 1,
+    });
+    const certs = await ca.running.store.tx((tx) => tx.listCertificatesByAgent(agent.agentId));
+    expect(certs).toHaveLength(1);
+    expect(certs[0]!.challengeNonce?.equals(nonce)).toBe(true);
+    expect(certs[0]!.createdAt).toBe(ca.clock.now());
   });
 
   it.each(REGIONS)(
@@ -227,11 +274,32 @@ describe("challenges through the server", () => {
     expect((await redeem(a, nonce)).status).toBe(201);
   });
 
-  it("refuses a replay: challenge.consumed, audited once, nothing else written", async () => {
+  it("refuses a replay: challenge.consumed, the same problem and deny event as before, nothing else written", async () => {
     const agent = await ca.seedAgent();
     const { res, nonce } = await issueVia(ca, agent);
     expect(res.status).toBe(201);
-    await expectRefused(() => redeem(agent, nonce), "challenge.consumed");
+    const { res: again, event } = await expectRefused(() => redeem(agent, nonce), "challenge.consumed");
+    // Byte for byte what the redeemed-challenge row's primary key used to answer (on
+    // SQLite; PostgreSQL's detail also named the insert, "insertChallenge: ...").
+    expect(again.status).toBe(400);
+    expect(again.headers["content-type"]).toBe("application/problem+json; charset=utf-8");
+    expect(again.json).toEqual({
+      type: "urn:mayfly:problem:challenge.consumed",
+      title: "The challenge was already used",
+      status: 400,
+      detail: "the challenge was already used",
+      code: "challenge.consumed",
+      field: "nonce",
+      instance: `/v1/agents/${agent.agentId}/certificates`,
+    });
+    expect(event).toMatchObject({
+      type: "certificate.issue",
+      decision: "deny",
+      code: "challenge.consumed",
+      actor: `agent:${agent.agentId}`,
+      subject: `agent:${agent.agentId}`,
+      data: { nonce: nonce.toString("base64url"), detail: "the challenge was already used", field: "nonce" },
+    });
   });
 
   it("gives exactly one certificate for one nonce redeemed many times at once", async () => {
@@ -243,16 +311,15 @@ describe("challenges through the server", () => {
       nonce: nonce.toString("base64url"),
       attestation: attest(agent.deviceKey, nonce, key.spki),
     };
-    const before = rowCounts();
+    const before = await rowCounts();
     const results = await Promise.all(
       Array.from({ length: 8 }, () => ca.call(`/v1/agents/${agent.agentId}/certificates`, body)),
     );
     const codes = results.map((r) => (r.status === 201 ? "issued" : (r.json as { code: string }).code));
     expect(codes.filter((c) => c === "issued")).toHaveLength(1);
     expect(codes.filter((c) => c === "challenge.consumed")).toHaveLength(7);
-    const after = rowCounts();
+    const after = await rowCounts();
     expect(after.certificates).toBe(before.certificates! + 1);
-    expect(after.challenges).toBe(before.challenges! + 1);
     expect(after.audit_events).toBe(before.audit_events! + 8);
     const certs = await ca.running.store.tx((tx) => tx.listCertificatesByAgent(agent.agentId));
     expect(certs.map((c) => c.challengeNonce?.toString("hex"))).toEqual([nonce.toString("hex")]);

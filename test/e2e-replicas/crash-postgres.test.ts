@@ -1,6 +1,4 @@
-import pg from "pg";
 import { afterAll, expect, it } from "vitest";
-import { challengeFromRow } from "../../src/store/sqlite/rows.js";
 import { useTestDatabase } from "../helpers/postgres.js";
 import { type Cluster, makeCluster } from "./helpers/cluster.js";
 import { runCrashScenario } from "./helpers/crash-run.js";
@@ -24,26 +22,6 @@ it("loses and duplicates nothing across 20 kills of replicas (PostgreSQL)", asyn
     agents: 8,
     deadlineMs: 60_000,
     seed,
-    async listChallenges() {
-      const c = new pg.Client({ connectionString: db().url });
-      await c.connect();
-      try {
-        const r = await c.query(
-          "SELECT nonce, agent_id, created_at, expires_at, consumed_at FROM challenges",
-        );
-        return r.rows.map((row) =>
-          challengeFromRow({
-            nonce: row.nonce, // BYTEA: a Buffer; BIGINT: text, hence Number()
-            agent_id: row.agent_id,
-            created_at: Number(row.created_at),
-            expires_at: Number(row.expires_at),
-            consumed_at: row.consumed_at === null ? null : Number(row.consumed_at),
-          }),
-        );
-      } finally {
-        await c.end();
-      }
-    },
   });
   console.log(`crash (postgres, seed ${seed}): ${JSON.stringify(stats)}`);
   expect(stats.kills).toBeGreaterThanOrEqual(20);

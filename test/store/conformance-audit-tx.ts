@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { StoreTx } from "../../src/store/store.js";
 import type { AuditEvent } from "../../src/store/types.js";
 import type { StoreRef } from "./conformance.js";
-import { bytes, certificate, challenge, expectCode, owner, seedAgent, T0 } from "./fixtures.js";
+import { bytes, certificate, expectCode, owner, seedAgent, T0 } from "./fixtures.js";
 
 // The store keeps audit rows as given (hashes here are arbitrary: chaining is the audit
 // module's job), and tx() is all-or-nothing and serialised.
@@ -83,7 +83,6 @@ export function auditAndTxTests(store: StoreRef): void {
       const err = await store()
         .tx(async (tx) => {
           const a = await seedAgent(tx, "a1");
-          await tx.insertChallenge(challenge("c1", a.id, { consumedAt: T0 + 1 }));
           await tx.ensureSecret("k", bytes("secret", 32));
           await tx.insertCertificate(certificate("s1", a.id));
           await tx.insertAuditEvent(event(1));
@@ -95,7 +94,6 @@ export function auditAndTxTests(store: StoreRef): void {
         expect(await tx.getOwner("o-a1")).toBeNull();
         expect(await tx.getDevice("d-a1")).toBeNull();
         expect(await tx.getAgent("a1")).toBeNull();
-        expect(await tx.getChallenge(bytes("nonce-c1"))).toBeNull();
         expect(await tx.ensureSecret("k", bytes("other", 32))).toEqual(bytes("other", 32));
         expect(await tx.countCertificates()).toBe(0);
         expect(await tx.auditHead()).toBeNull();

@@ -1,69 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { StoreRef } from "./conformance.js";
-import { bytes, certificate, challenge, expectCode, seedAgent, T0 } from "./fixtures.js";
+import { bytes, certificate, expectCode, seedAgent, T0 } from "./fixtures.js";
 
-// The invariants the issuance pipeline leans on: a challenge is redeemed at most once,
-// a serial is used once per issuer, a challenge yields at most one certificate.
+// The invariants the issuance pipeline leans on: a serial is used once per issuer, and a
+// challenge nonce yields at most one certificate, which is what makes it one-time:
+// minting writes nothing (a MAC'd nonce), so the certificate row is its only record.
 export function invariantTests(store: StoreRef): void {
-  // A challenges row is written only when a challenge is redeemed (minting writes
-  // nothing: the nonce is MAC'd), so the primary key is what makes a nonce one-time.
-  describe("challenges", () => {
-    it("round-trips a redemption and reads unknown nonces as null", async () => {
-      const c = challenge("c1", "a1", { consumedAt: T0 + 10 });
-      await store().tx(async (tx) => {
-        await seedAgent(tx, "a1");
-        await tx.insertChallenge(c);
-      });
-      expect(await store().tx((tx) => tx.getChallenge(c.nonce))).toEqual(c);
-      expect(await store().tx((tx) => tx.getChallenge(bytes("other")))).toBeNull();
-    });
-
-    it("refuses a second row for a nonce as challenge.consumed, and nothing else as such", async () => {
-      const c = challenge("c1", "a1", { consumedAt: T0 + 10 });
-      await store().tx(async (tx) => {
-        await seedAgent(tx, "a1");
-        await tx.insertChallenge(c);
-      });
-      // Another agent, other times: still the same nonce, still refused.
-      await store().tx((tx) => seedAgent(tx, "a2"));
-      await expectCode(
-        store().tx((tx) => tx.insertChallenge({ ...c, agentId: "a2", consumedAt: T0 + 11 })),
-        "challenge.consumed",
-      );
-      expect(await store().tx((tx) => tx.getChallenge(c.nonce))).toEqual(c);
-      // A missing agent is a broken reference, not a redemption.
-      await expectCode(
-        store().tx((tx) => tx.insertChallenge(challenge("c2", "nobody", { consumedAt: T0 }))),
-        "store.conflict",
-      );
-    });
-
-    it("has exactly one winner among many concurrent redemptions of one nonce", async () => {
-      await store().tx((tx) => seedAgent(tx, "a1"));
-      const attempts = Array.from({ length: 64 }, (_, i) =>
-        store().tx((tx) => tx.insertChallenge(challenge("c1", "a1", { consumedAt: T0 + 1 + (i % 7) }))),
-      );
-      const outcomes = await Promise.allSettled(attempts);
-      expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(1);
-      for (const o of outcomes) {
-        if (o.status === "rejected") expect(o.reason).toMatchObject({ code: "challenge.consumed" });
-      }
-    });
-
-    it("deletes only challenges that expired before the cut-off", async () => {
-      await store().tx(async (tx) => {
-        await seedAgent(tx, "a1");
-        await tx.insertChallenge(challenge("old", "a1", { expiresAt: T0 }));
-        await tx.insertChallenge(challenge("edge", "a1", { expiresAt: T0 + 100 }));
-        await tx.insertChallenge(challenge("new", "a1", { expiresAt: T0 + 200 }));
-      });
-      expect(await store().tx((tx) => tx.deleteExpiredChallenges(T0 + 100))).toBe(1);
-      expect(await store().tx((tx) => tx.getChallenge(bytes("nonce-old")))).toBeNull();
-      expect(await store().tx((tx) => tx.getChallenge(bytes("nonce-edge")))).not.toBeNull();
-      expect(await store().tx((tx) => tx.deleteExpiredChallenges(T0 + 1000))).toBe(2);
-    });
-  });
-
   describe("server secrets", () => {
     it("stores the first candidate and returns it, not later ones", async () => {
       const first = bytes("secret-1", 32);
@@ -159,16 +101,70 @@ export function invariantTests(store: StoreRef): void {
       expect(await store().tx((tx) => tx.countCertificates())).toBe(2);
     });
 
-    it("gives a challenge at most one certificate (store.conflict)", async () => {
+    it("refuses a second certificate for a nonce as challenge.consumed, and nothing else as such", async () => {
       const c = certificate("s1", "a1");
+      await store().tx(async (tx) => {
+        await seedAgent(tx, "a1");
+        await seedAgent(tx, "a2");
+        await tx.insertCertificate(c);
+      });
+      // Another serial, another agent, other times: still the same nonce, still refused,
+      // with the problem the client sees (no operation named in the detail).
+      const reuse = certificate("s2", "a2", { challengeNonce: c.challengeNonce, createdAt: T0 + 11 });
+      const err = await store()
+        .tx((tx) => tx.insertCertificate(reuse))
+        .catch((e: unknown) => e);
+      expect(err).toMatchObject({
+        code: "challenge.consumed",
+        detail: "the challenge was already used",
+        field: "nonce",
+      });
+      expect(await store().tx((tx) => tx.listCertificatesByAgent("a1"))).toEqual([c]);
+      expect(await store().tx((tx) => tx.countCertificates())).toBe(1);
+      // A repeated serial with a fresh nonce is a serial collision, not a redemption.
+      await expectCode(
+        store().tx((tx) => tx.insertCertificate({ ...certificate("s4", "a2"), serial: c.serial })),
+        "certificate.serial_collision",
+      );
+      // A missing agent is a broken reference, not a redemption.
+      await expectCode(
+        store().tx((tx) => tx.insertCertificate(certificate("s3", "nobody"))),
+        "store.conflict",
+      );
+    });
+
+    it("has exactly one winner among many concurrent certificates for one nonce", async () => {
+      await store().tx((tx) => seedAgent(tx, "a1"));
+      const attempts = Array.from({ length: 64 }, (_, i) =>
+        store().tx((tx) =>
+          tx.insertCertificate(certificate(`race-${i}`, "a1", { challengeNonce: bytes("nonce-shared") })),
+        ),
+      );
+      const outcomes = await Promise.allSettled(attempts);
+      expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(1);
+      for (const o of outcomes) {
+        if (o.status === "rejected") expect(o.reason).toMatchObject({ code: "challenge.consumed" });
+      }
+      expect(await store().tx((tx) => tx.countCertificates())).toBe(1);
+    });
+
+    it("holds a nonce spent only while its certificate row is kept", async () => {
+      // Why store.certificateRetention must outlast the challenge TTL (config/schema.ts):
+      // once the retention job deletes the row, the store no longer remembers the nonce.
+      const c = certificate("s1", "a1", { notAfter: T0 - 1 });
       await store().tx(async (tx) => {
         await seedAgent(tx, "a1");
         await tx.insertCertificate(c);
       });
-      const reuse = certificate("s2", "a1", { challengeNonce: c.challengeNonce });
       await expectCode(
-        store().tx((tx) => tx.insertCertificate(reuse)),
-        "store.conflict",
+        store().tx((tx) =>
+          tx.insertCertificate(certificate("s2", "a1", { challengeNonce: c.challengeNonce })),
+        ),
+        "challenge.consumed",
+      );
+      expect(await store().tx((tx) => tx.deleteCertificatesExpiredBefore(T0, 10))).toBe(1);
+      await store().tx((tx) =>
+        tx.insertCertificate(certificate("s2", "a1", { challengeNonce: c.challengeNonce })),
       );
       expect(await store().tx((tx) => tx.countCertificates())).toBe(1);
     });

@@ -9,7 +9,6 @@ import type {
   Binding,
   CaCertificate,
   CertificateRecord,
-  Challenge,
   Device,
   EkRegistration,
   Owner,
@@ -103,17 +102,6 @@ export function binding(agentId: string, ownerId: string, over: Partial<Binding>
     authTime: T0 - 5_000,
     affirmedAt: T0,
     expiresAt: T0 + 30 * 86_400_000,
-    ...over,
-  };
-}
-
-export function challenge(label: string, agentId: string, over: Partial<Challenge> = {}): Challenge {
-  return {
-    nonce: bytes(`nonce-${label}`),
-    agentId,
-    createdAt: T0,
-    expiresAt: T0 + 60_000,
-    consumedAt: null,
     ...over,
   };
 }

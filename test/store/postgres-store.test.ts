@@ -11,7 +11,7 @@ import { applyPgMigrations } from "../../src/store/postgres/migrate.js";
 import { SQLITE_MIGRATIONS } from "../../src/store/sqlite/index.js";
 import type { Migration } from "../../src/store/sqlite/migrations/index.js";
 import { useTestDatabase } from "../helpers/postgres.js";
-import { expectCode, owner, T0 } from "./fixtures.js";
+import { bytes, certificate, expectCode, owner, seedAgent, T0 } from "./fixtures.js";
 
 // What is particular to the PostgreSQL backend: its migration history and the lock it
 // runs under, the store URL, retries, and the locks that stand in for SQLite's single
@@ -49,6 +49,7 @@ const RELEASED: Record<number, string> = {
   8: "7167f63c0a194f4230199e68b544c485ed3f9a25bc421a0caaf295bd47bfb01d",
   9: "6ada8d051fdefc5a2f3a360cbbfe7abe39f123883156cc793535fc25be9209a0",
   10: "e88133ffa622ab9f5c30f3a9ab5f9cb0fd2f915eea392e6fec2d4d2a601356d0",
+  11: "f376045eff4f97cfe34e5efa64af65cb9b249caf04e7f8bf7d239eec024f9904",
 };
 
 describe("PostgreSQL migrations", () => {
@@ -98,6 +99,49 @@ describe("PostgreSQL migrations", () => {
     await sql(edited.url, "UPDATE schema_migrations SET checksum = 'edited' WHERE version = 2");
     await expectCode(b.migrate(), "config.invalid");
     await b.close();
+  });
+
+  it("move a database at 0009 to 0011: the challenges table goes, a redeemed nonce stays spent", async () => {
+    const { url, make } = await fresh();
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    await applyPgMigrations(
+      pool,
+      PG_MIGRATIONS.filter((m) => m.version <= 9),
+    );
+    await pool.end();
+    // What a 0009 build left behind: a redemption wrote a challenges row and its certificate.
+    const old = make();
+    await old.tx(async (tx) => {
+      await seedAgent(tx, "a1");
+      await tx.insertCertificate(certificate("s1", "a1"));
+    });
+    await old.close();
+    await sql(
+      url,
+      "INSERT INTO challenges (nonce, agent_id, created_at, expires_at, consumed_at) VALUES ($1, 'a1', $2, $3, $4)",
+      [bytes("nonce-s1"), T0, T0 + 60_000, T0],
+    );
+    const relations = () =>
+      sql<{ relname: string }>(
+        url,
+        "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname LIKE 'challenges%' ORDER BY relname",
+      );
+    expect((await relations()).map((r) => r.relname)).toEqual([
+      "challenges",
+      "challenges_agent_id_idx",
+      "challenges_expires_at_idx",
+      "challenges_pkey",
+    ]);
+
+    const store = make();
+    await store.migrate();
+    expect(await relations()).toEqual([]);
+    expect(await store.tx((tx) => tx.listCertificatesByAgent("a1"))).toEqual([certificate("s1", "a1")]);
+    await expectCode(
+      store.tx((tx) => tx.insertCertificate(certificate("s2", "a1", { challengeNonce: bytes("nonce-s1") }))),
+      "challenge.consumed",
+    );
+    await store.close();
   });
 
   describe("versions with gaps (a step numbered on another branch lands later)", () => {

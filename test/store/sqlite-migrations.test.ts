@@ -11,11 +11,13 @@ import {
   activation,
   agent,
   bytes,
+  certificate,
   device,
   ekRegistration,
   expectCode,
   owner,
   scimUser,
+  seedAgent,
   T0,
   transfer,
 } from "./fixtures.js";
@@ -42,6 +44,7 @@ const RELEASED: Record<number, string> = {
   8: "7167f63c0a194f4230199e68b544c485ed3f9a25bc421a0caaf295bd47bfb01d",
   9: "44efd59acccd7d8fda328f42483bc8c13442c8a8c44eb0fa0a27f6d02f7f0d02",
   10: "5c3acdc9b009eac1ae543f3f1f133b4dc415aa833d28093a32805f9941a85713",
+  11: "f376045eff4f97cfe34e5efa64af65cb9b249caf04e7f8bf7d239eec024f9904",
 };
 
 function tables(path: string): string[] {
@@ -160,6 +163,43 @@ describe("SQLite migrations", () => {
       await tx.insertTransfer(transfer("t1", "a1", "o1", "o2"));
       await tx.setAgentStatus("a1", "active", T0 + 1, null);
     });
+    await store.close();
+  });
+
+  it("moves a database at 0009 to 0011: the challenges table goes, a redeemed nonce stays spent", async () => {
+    const path = file();
+    const before = SQLITE_MIGRATIONS.filter((m) => m.version <= 9);
+    expect(before.map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const old = new SqliteStore({ path });
+    // What a 0009 build left behind: a redemption wrote a challenges row and its certificate.
+    const raw = new Database(path);
+    applyMigrations(raw, before);
+    raw.close();
+    await old.tx(async (tx) => {
+      await seedAgent(tx, "a1");
+      await tx.insertCertificate(certificate("s1", "a1"));
+    });
+    await old.close();
+    const legacy = new Database(path);
+    legacy
+      .prepare(
+        "INSERT INTO challenges (nonce, agent_id, created_at, expires_at, consumed_at) VALUES (?, 'a1', ?, ?, ?)",
+      )
+      .run(bytes("nonce-s1"), T0, T0 + 60_000, T0);
+    legacy.close();
+    expect(tables(path)).toEqual(
+      expect.arrayContaining(["challenges", "challenges_expires_at_idx", "challenges_agent_id_idx"]),
+    );
+
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    expect(await store.tx((tx) => tx.listCertificatesByAgent("a1"))).toEqual([certificate("s1", "a1")]);
+    expect(tables(path).filter((t) => t.startsWith("challenges"))).toEqual([]);
+    // The certificate row is the record of the redemption now: a second one is refused.
+    await expectCode(
+      store.tx((tx) => tx.insertCertificate(certificate("s2", "a1", { challengeNonce: bytes("nonce-s1") }))),
+      "challenge.consumed",
+    );
     await store.close();
   });
 

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, expect, it } from "vitest";
 import { verifyAuditChain } from "../../src/audit/verify.js";
 import { SqliteStore } from "../../src/store/sqlite/index.js";
-import { activation, challenge, seedAgent, T0 } from "./fixtures.js";
+import { activation, bytes, seedAgent, T0 } from "./fixtures.js";
 
 // Several processes on one SQLite file stand in for replicas: the in-process queue
 // cannot help them, only BEGIN IMMEDIATE, conditional UPDATEs and primary keys can.
@@ -56,7 +56,7 @@ async function startWorker(
 
 it("one challenge and one activation have one winner each across processes, all share one secret; audit events form one chain", async () => {
   const path = join(dir, "shared.db");
-  const c = challenge("shared", "a1");
+  const nonce = bytes("nonce-shared");
   const setup = new SqliteStore({ path });
   await setup.migrate();
   await setup.tx(async (tx) => {
@@ -67,7 +67,7 @@ it("one challenge and one activation have one winner each across processes, all 
 
   const workers = await Promise.all(
     Array.from({ length: 5 }, (_, i) =>
-      startWorker(path, c.nonce.toString("hex"), 20, `replica-${i}`, "act-shared"),
+      startWorker(path, nonce.toString("hex"), 20, `replica-${i}`, "act-shared"),
     ),
   );
   for (const w of workers) w.go();
@@ -79,7 +79,12 @@ it("one challenge and one activation have one winner each across processes, all 
 
   const check = new SqliteStore({ path });
   expect(await verifyAuditChain(check)).toMatchObject({ ok: true, count: 100 });
-  expect((await check.tx((tx) => tx.getChallenge(c.nonce)))?.consumedAt).toBe(T0 + 1);
+  const certs = await check.tx((tx) => tx.listCertificatesByAgent("a1"));
+  expect(certs).toHaveLength(1);
+  expect(certs[0]).toMatchObject({ challengeNonce: nonce, createdAt: T0 + 1 });
+  // The stored certificate is the winner's.
+  const winner = results.findIndex((r) => r.won);
+  expect(certs[0]!.der.toString()).toBe(`certificate of replica-${winner}`);
   const stored = await check.tx((tx) => tx.ensureSecret("challenge-key", Buffer.alloc(32)));
   expect(stored.toString("hex")).toBe(results[0]!.secret);
   expect(await check.tx((tx) => tx.getActivation("act-shared"))).toMatchObject({

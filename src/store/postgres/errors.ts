@@ -37,16 +37,20 @@ const CONSTRAINTS: Record<
     code: "certificate.serial_collision" | "challenge.consumed" | "store.conflict";
     detail: string;
     field?: string;
+    bare?: boolean;
   }
 > = {
   certificates_pkey: { code: "certificate.serial_collision", detail: "serial already used by this issuer" },
+  // Minting a challenge writes nothing (a MAC'd nonce); the certificate row is the only
+  // record of its redemption, so a second certificate for a nonce is a second redemption.
+  // `bare`: the detail is the client's problem body, the same as SQLite's, without the
+  // operation's name.
   certificates_challenge_nonce_key: {
-    code: "store.conflict",
-    detail: "the challenge already has a certificate",
+    code: "challenge.consumed",
+    detail: "the challenge was already used",
+    field: "nonce",
+    bare: true,
   },
-  // A challenges row is written only when a challenge is redeemed (the nonce is its
-  // primary key), so a second row for a nonce is a second redemption.
-  challenges_pkey: { code: "challenge.consumed", detail: "the challenge was already used", field: "nonce" },
   agents_owner_name_key: { code: "store.conflict", detail: "the owner already has an agent with that name" },
   activations_pkey: { code: "store.conflict", detail: "an activation with that id already exists" },
   audit_events_pkey: { code: "store.conflict", detail: "an audit event with that seq already exists" },
@@ -73,7 +77,7 @@ export function mapPgError(e: unknown, what: string): unknown {
       const known = CONSTRAINTS[constraint];
       return new MayflyError(
         known?.code ?? "store.conflict",
-        `${what}: ${known?.detail ?? "already exists"}`,
+        known?.bare ? known.detail : `${what}: ${known?.detail ?? "already exists"}`,
         {
           cause: e,
           extra: { constraint },

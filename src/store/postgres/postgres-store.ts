@@ -65,9 +65,9 @@ const TYPES = {
  * find it moved since its snapshot and fail, and a busy CA would spend its time
  * retrying. Under READ COMMITTED each statement sees what was committed before it began,
  * so "lock the head, then read it" is exact, and the invariants hold by construction:
- * conditional UPDATEs pick the one winner (activations, transfers), primary keys and unique
- * constraints refuse a second redemption of a challenge, a second serial or a second
- * certificate per challenge, the liveness rows an issuance reads are locked (see
+ * conditional UPDATEs pick the one winner (activations, transfers), a unique constraint
+ * refuses a second certificate carrying a challenge's nonce (a second redemption) and a
+ * primary key a second serial, the liveness rows an issuance reads are locked (see
  * PostgresTx), and the head lock orders the chain.
  * Deadlocks between those locks are possible (a leaver locking the owner while an
  * issuance holds the agent) and are resolved by running the callback again.

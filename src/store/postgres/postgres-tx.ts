@@ -13,11 +13,9 @@ import {
   CA_COLS,
   CA_JOURNAL_COLS,
   CERTIFICATE_COLS,
-  CHALLENGE_COLS,
   caFromRow,
   caJournalFromRow,
   certificateFromRow,
-  challengeFromRow,
   DELETE_EXPIRED_HOOK_JTIS_SQL,
   DEVICE_COLS,
   deviceFromRow,
@@ -50,7 +48,6 @@ import type {
   CaJournalEntry,
   CaSlot,
   CertificateRecord,
-  Challenge,
   Device,
   DeviceStatus,
   EkRegistration,
@@ -349,26 +346,6 @@ export class PostgresTx extends PgTxBase implements StoreTx {
       this.getBinding(agentId),
     ]);
     return freezeFacts({ agent, owner, device, binding });
-  }
-
-  // challenges
-  async insertChallenge(c: Challenge): Promise<void> {
-    await this.run("insertChallenge", `INSERT INTO challenges (${CHALLENGE_COLS}) VALUES (?, ?, ?, ?, ?)`, [
-      c.nonce,
-      c.agentId,
-      c.createdAt,
-      c.expiresAt,
-      c.consumedAt,
-    ]);
-  }
-  async getChallenge(nonce: Buffer): Promise<Challenge | null> {
-    const r = await this.get("getChallenge", `SELECT ${CHALLENGE_COLS} FROM challenges WHERE nonce = ?`, [
-      nonce,
-    ]);
-    return r ? challengeFromRow(r) : null;
-  }
-  async deleteExpiredChallenges(before: number): Promise<number> {
-    return await this.run("deleteExpiredChallenges", "DELETE FROM challenges WHERE expires_at < ?", [before]);
   }
 
   // server secrets

@@ -37,18 +37,13 @@ export function mapSqliteError(e: unknown, what: string): unknown {
       });
     }
     if (cols.includes("certificates.challenge_nonce")) {
-      return new MayflyError("store.conflict", `${what}: the challenge already has a certificate`, {
-        cause: e,
-        extra: { constraint: "certificates.challenge_nonce" },
-      });
-    }
-    if (cols === "challenges.nonce") {
-      // The row is written only when a challenge is redeemed (its primary key is the
-      // nonce), so a second row for a nonce is a second redemption.
+      // Minting a challenge writes nothing (a MAC'd nonce); the certificate row is the
+      // only record of its redemption, so a second certificate for a nonce is a second
+      // redemption. The detail names no operation: it is the client's problem body.
       return new MayflyError("challenge.consumed", "the challenge was already used", {
         cause: e,
         field: "nonce",
-        extra: { constraint: "challenges.nonce" },
+        extra: { constraint: "certificates.challenge_nonce" },
       });
     }
     if (cols.includes("agents.owner_id") && cols.includes("agents.name")) {

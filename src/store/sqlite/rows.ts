@@ -9,7 +9,6 @@ import type {
   CaCertificate,
   CaJournalEntry,
   CertificateRecord,
-  Challenge,
   Device,
   EkRegistration,
   Owner,
@@ -204,17 +203,6 @@ export function bindingFromRow(r: Row): Binding {
     authTime: num(r.auth_time),
     affirmedAt: num(r.affirmed_at),
     expiresAt: num(r.expires_at),
-  };
-}
-
-export const CHALLENGE_COLS = "nonce, agent_id, created_at, expires_at, consumed_at";
-export function challengeFromRow(r: Row): Challenge {
-  return {
-    nonce: buf(r.nonce),
-    agentId: str(r.agent_id),
-    createdAt: num(r.created_at),
-    expiresAt: num(r.expires_at),
-    consumedAt: optNum(r.consumed_at),
   };
 }
 

@@ -12,7 +12,6 @@ import type {
   CaJournalEntry,
   CaSlot,
   CertificateRecord,
-  Challenge,
   Device,
   DeviceStatus,
   EkRegistration,
@@ -35,11 +34,9 @@ import {
   CA_COLS,
   CA_JOURNAL_COLS,
   CERTIFICATE_COLS,
-  CHALLENGE_COLS,
   caFromRow,
   caJournalFromRow,
   certificateFromRow,
-  challengeFromRow,
   DELETE_EXPIRED_HOOK_JTIS_SQL,
   DEVICE_COLS,
   deviceFromRow,
@@ -296,25 +293,6 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
     const facts = freezeFacts({ agent, owner, device, binding });
     if (version !== undefined) this.facts!.set(agentId, version, facts);
     return facts;
-  }
-
-  // challenges
-  async insertChallenge(c: Challenge): Promise<void> {
-    this.run("insertChallenge", `INSERT INTO challenges (${CHALLENGE_COLS}) VALUES (?, ?, ?, ?, ?)`, [
-      c.nonce,
-      c.agentId,
-      c.createdAt,
-      c.expiresAt,
-      c.consumedAt,
-    ]);
-  }
-  async getChallenge(nonce: Buffer): Promise<Challenge | null> {
-    const r = this.get("getChallenge", `SELECT ${CHALLENGE_COLS} FROM challenges WHERE nonce = ?`, [nonce]);
-    return r ? challengeFromRow(r) : null;
-  }
-  async deleteExpiredChallenges(before: number): Promise<number> {
-    return this.run("deleteExpiredChallenges", "DELETE FROM challenges WHERE expires_at < ?", [before])
-      .changes;
   }
 
   // server secrets

@@ -2,7 +2,7 @@
 // shared database file. It says "ready", waits for "go" on stdin so that all replicas
 // start together, races to redeem one challenge and to store the challenge key (and, if given, one TPM activation), appends
 // audit events, and reports.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { appendAudit } from "../../../src/audit/chain.js";
 import { isMayflyError } from "../../../src/errors/index.js";
@@ -18,15 +18,21 @@ const clock = new ManualClock(1_750_000_000_000);
 process.stdout.write("ready\n");
 await once(process.stdin, "data");
 
-// A redemption is the insert of the nonce's row; the primary key lets exactly one in.
+// A redemption is the insert of a certificate carrying the nonce (each replica its own
+// serial); the unique nonce lets exactly one in.
+const der = Buffer.from(`certificate of ${name}`);
 const won = await store
   .tx((tx) =>
-    tx.insertChallenge({
-      nonce: Buffer.from(nonceHex, "hex"),
+    tx.insertCertificate({
+      issuerKeyId: Buffer.alloc(20, 1),
+      serial: createHash("sha256").update(name).digest().subarray(0, 16),
       agentId: "a1",
+      challengeNonce: Buffer.from(nonceHex, "hex"),
+      notBefore: clock.now() - 30_000,
+      notAfter: clock.now() + 300_000,
+      der,
+      fingerprint: createHash("sha256").update(der).digest(),
       createdAt: clock.now() + 1,
-      expiresAt: clock.now() + 60_000,
-      consumedAt: clock.now() + 1,
     }),
   )
   .then(

@@ -9,6 +9,7 @@ import { pgMigration0007 } from "./0007_ak_qualified_name.js";
 import { pgMigration0008 } from "./0008_certificate_issuer_expiry.js";
 import { pgMigration0009 } from "./0009_server_secrets.js";
 import { pgMigration0010 } from "./0010_facts_version.js";
+import { pgMigration0011 } from "./0011_drop_challenges.js";
 
 export type { Migration } from "../../sqlite/migrations/migration.js";
 
@@ -28,4 +29,5 @@ export const PG_MIGRATIONS: readonly Migration[] = [
   pgMigration0008,
   pgMigration0009,
   pgMigration0010,
+  pgMigration0011,
 ];

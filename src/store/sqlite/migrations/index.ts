@@ -8,6 +8,7 @@ import { migration0007 } from "./0007_ak_qualified_name.js";
 import { migration0008 } from "./0008_certificate_issuer_expiry.js";
 import { migration0009 } from "./0009_server_secrets.js";
 import { migration0010 } from "./0010_facts_version.js";
+import { migration0011 } from "./0011_drop_challenges.js";
 import type { Migration } from "./migration.js";
 
 export type { Migration } from "./migration.js";
@@ -29,4 +30,5 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   migration0008,
   migration0009,
   migration0010,
+  migration0011,
 ];
