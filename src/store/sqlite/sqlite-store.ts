@@ -138,6 +138,13 @@ export class SqliteStore implements Store {
       const own = this.walMode || this.durability === "normal";
       this.db.pragma(`synchronous = ${own ? "NORMAL" : "FULL"}`);
       this.db.pragma("foreign_keys = ON");
+      // Each transaction of a group runs in a SAVEPOINT, whose sub-journal (the pages'
+      // contents before it) SQLite keeps in memory only up to 64 KiB by default, then in
+      // a temporary file that lives until COMMIT: a pwrite per journaled page, and a file
+      // created and unlinked per group. In memory it stays (one transaction's pages at a
+      // time: RELEASE empties it). It only ever serves a rollback inside the running
+      // transaction, so it has no part in what survives a crash.
+      this.db.pragma("temp_store = MEMORY");
       // A WAL that a long reader kept from being reset grows; once a checkpoint does reset
       // it, it is cut back to this size instead of keeping its high-water mark on disk.
       this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
