@@ -216,6 +216,43 @@ describe("SqliteStore group commit", () => {
     other.close();
   });
 
+  it("durability full: starts the transactions queued during an fsync after it ends, as one group", async () => {
+    const path = join(dir, `g${++n}.db`);
+    const held: ((err: Error | null) => void)[] = [];
+    let hold = false;
+    const store = new SqliteStore({
+      path,
+      syncWal: (_fd, done) => (hold ? held.push(done) : setImmediate(() => done(null))),
+    });
+    await store.migrate();
+    await store.tx((tx) => seedAgent(tx, "a1"));
+    const begins = countBegins(store);
+    hold = true;
+    const first = store.tx((tx) => tx.insertCertificate(certificate("s0", "a1")));
+    while (held.length === 0) await new Promise((r) => setImmediate(r));
+    let started = 0;
+    const more = Array.from({ length: 8 }, (_, i) =>
+      store.tx(async (tx) => {
+        started++;
+        await tx.insertCertificate(certificate(`s${i + 1}`, "a1"));
+        return tx.countCertificates();
+      }),
+    );
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    // They could not resolve before this fsync ends: they have not even started.
+    expect(started).toBe(0);
+    expect(begins()).toBe(1);
+    held.shift()!(null);
+    await first;
+    while (held.length === 0) await new Promise((r) => setImmediate(r));
+    expect(started).toBe(8);
+    expect(begins()).toBe(2);
+    hold = false;
+    held.shift()!(null);
+    expect(await Promise.all(more)).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
+    await store.close();
+  });
+
   it("durability full: a failed fsync fails the transactions it was to make durable", async () => {
     let fail = false;
     const path = join(dir, `g${++n}.db`);
