@@ -28,7 +28,7 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** fdatasync(2) of the WAL for durability "full"; tests replace it to observe or fail it. */
   syncWal?: (fd: number, done: (err: Error | null) => void) => void;
-  /** How often the checkpoint worker looks for new commits (checkpointer.ts). Default 100 ms. */
+  /** How often the checkpoint worker looks for new commits (checkpointer.ts). Default CHECKPOINT_INTERVAL_MS. */
   checkpointIntervalMs?: number;
   /** WAL content past which the checkpoint worker forces a RESTART checkpoint. Default WAL_RESTART_BYTES. */
   walRestartBytes?: number;
@@ -42,6 +42,16 @@ export const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
  * for a RESTART checkpoint, so the WAL stays bounded under sustained writes.
  */
 export const WAL_RESTART_BYTES = 32 * 1024 * 1024;
+
+/**
+ * How often the checkpoint worker runs a PASSIVE checkpoint while commits arrive. Each one
+ * copies every page written since the last once, so the pages every issuance rewrites
+ * (table and index tails, agent rows, upper index levels) are copied once per interval:
+ * under sustained issuance, 250 ms instead of 100 ms copies ~1.0 instead of ~1.6 pages per
+ * issuance and costs the worker ~40% less CPU, for a WAL that reaches walRestartBytes
+ * plus what 250 ms of writes add before the RESTART.
+ */
+export const CHECKPOINT_INTERVAL_MS = 250;
 
 /** At most this many transactions share one BEGIN ... COMMIT (one fsync). */
 export const GROUP_COMMIT_MAX = 128;
@@ -164,7 +174,7 @@ export class SqliteStore implements Store {
     if (this.walMode) {
       this.checkpointer = new Checkpointer({
         path: this.path,
-        intervalMs: Math.max(1, opts.checkpointIntervalMs ?? 100),
+        intervalMs: Math.max(1, opts.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS),
         restartBytes: opts.walRestartBytes ?? WAL_RESTART_BYTES,
         journalSizeLimit: WAL_SIZE_LIMIT,
         // Writers wait while a RESTART checkpoint holds the write lock, so it waits for
