@@ -96,6 +96,42 @@ describe("SqliteStore group commit", () => {
     await store.close();
   });
 
+  it("rolls back alone a transaction whose savepoint journaled far more than 64 KiB of pages", async () => {
+    const { store } = await fresh();
+    // ~400 existing certificates over many pages: deleting them all journals every page.
+    await store.tx(async (tx) => {
+      for (let i = 0; i < 400; i++) await tx.insertCertificate(certificate(`old${i}`, "a1", { notAfter: 1 }));
+    });
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const first = store.tx(() => held);
+    const group = Promise.allSettled([
+      store.tx((tx) => tx.insertCertificate(certificate("before", "a1"))),
+      store.tx(async (tx) => {
+        expect(await tx.deleteCertificatesExpiredBefore(2, 1000)).toBe(400);
+        throw new Error("boom");
+      }),
+      store.tx(async (tx) => {
+        await tx.insertCertificate(certificate("after", "a1"));
+        return tx.countCertificates();
+      }),
+    ]);
+    release();
+    await first;
+    const results = await group;
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    // The third saw the certificates the second deleted and rolled back.
+    expect((results[2] as PromiseFulfilledResult<number>).value).toBe(402);
+    const kept = await store.read((tx) => tx.listCertificatesByAgent("a1"));
+    expect(kept).toHaveLength(402);
+    expect(kept.find((c) => c.serial.equals(bytes("serial-old399", 16)))?.der).toEqual(
+      certificate("old399", "a1").der,
+    );
+    await store.close();
+  });
+
   it("fails every transaction of a group whose COMMIT fails, and keeps none of them", async () => {
     const { store } = await fresh();
     const db = (store as unknown as { db: Database.Database }).db;
@@ -178,6 +214,43 @@ describe("SqliteStore group commit", () => {
     await released();
     await closing;
     other.close();
+  });
+
+  it("durability full: starts the transactions queued during an fsync after it ends, as one group", async () => {
+    const path = join(dir, `g${++n}.db`);
+    const held: ((err: Error | null) => void)[] = [];
+    let hold = false;
+    const store = new SqliteStore({
+      path,
+      syncWal: (_fd, done) => (hold ? held.push(done) : setImmediate(() => done(null))),
+    });
+    await store.migrate();
+    await store.tx((tx) => seedAgent(tx, "a1"));
+    const begins = countBegins(store);
+    hold = true;
+    const first = store.tx((tx) => tx.insertCertificate(certificate("s0", "a1")));
+    while (held.length === 0) await new Promise((r) => setImmediate(r));
+    let started = 0;
+    const more = Array.from({ length: 8 }, (_, i) =>
+      store.tx(async (tx) => {
+        started++;
+        await tx.insertCertificate(certificate(`s${i + 1}`, "a1"));
+        return tx.countCertificates();
+      }),
+    );
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    // They could not resolve before this fsync ends: they have not even started.
+    expect(started).toBe(0);
+    expect(begins()).toBe(1);
+    held.shift()!(null);
+    await first;
+    while (held.length === 0) await new Promise((r) => setImmediate(r));
+    expect(started).toBe(8);
+    expect(begins()).toBe(2);
+    hold = false;
+    held.shift()!(null);
+    expect(await Promise.all(more)).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
+    await store.close();
   });
 
   it("durability full: a failed fsync fails the transactions it was to make durable", async () => {

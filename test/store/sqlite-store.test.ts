@@ -28,6 +28,8 @@ describe("SqliteStore", () => {
     expect(pragma(full, "synchronous")).toBe(1);
     expect(pragma(full, "foreign_keys")).toBe(1);
     expect(pragma(full, "busy_timeout")).toBe(5000);
+    // Savepoint sub-journals stay in memory (2 = MEMORY), never a temporary file.
+    expect(pragma(full, "temp_store")).toBe(2);
     await full.close();
     const normal = new SqliteStore({ path: file(), durability: "normal", busyTimeoutMs: 50 });
     expect(pragma(normal, "synchronous")).toBe(1); // NORMAL
