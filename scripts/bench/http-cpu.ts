@@ -195,15 +195,16 @@ if (values.serve && values.serve !== "bare" && !values.serve.startsWith("stub:")
   const { createServer } = await import("node:https");
   const { key, cert } = selfSigned();
   const answer = cannedCertificate();
+  // Handlers answer JSON text since issuance-answer.ts; objects before.
+  const text = existsSync(join(root, `src/server/routes/issuance-answer.${ext}`));
+  const out = (o: object) => (text ? JSON.stringify(o) : o);
   const fast = fastIssuance(
     { config: { server: { bodyLimitBytes: 65536 } }, log: pino({ level: "info" }) } as never,
     {
-      challenge: async () => ({
-        nonce: randomBytes(32).toString("base64url"),
-        expiresAt: new Date().toISOString(),
-      }),
-      certificate: async () => answer,
-    },
+      challenge: async () =>
+        out({ nonce: randomBytes(32).toString("base64url"), expiresAt: new Date().toISOString() }),
+      certificate: async () => out(answer),
+    } as never,
   );
   const server = createServer({ key, cert, minVersion: "TLSv1.2" }, (req, res) => {
     if (!fast(req, res)) {

@@ -54,10 +54,9 @@ export function fastIssuance(
     try {
       // As in the express routes: the id is checked after the body parsed.
       const agentId = agentIdOf(rawId);
-      const out = certificates
+      const json = certificates
         ? await handlers.certificate(agentId, body)
         : await handlers.challenge(agentId);
-      const json = JSON.stringify(out);
       res.writeHead(201, {
         ...HEADERS,
         "content-type": "application/json; charset=utf-8",
