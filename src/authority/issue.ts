@@ -12,7 +12,7 @@ import { checkLeafFast, newSerial, readCsr } from "../x509/index.js";
 import type { CaState, Issuer } from "./ca-state.js";
 import { verifyChallenge } from "./challenges.js";
 import { recordDenial } from "./deny.js";
-import { issueRequestSchema, parseBody } from "./wire.js";
+import { parseIssueRequest } from "./wire.js";
 
 export interface IssueDeps {
   store: Store;
@@ -63,7 +63,7 @@ export async function issueCertificate(deps: IssueDeps, agentId: string, body: u
   const now = clock.now();
   let nonceText: string | null = null;
   try {
-    const req = parseBody(issueRequestSchema, body);
+    const req = parseIssueRequest(body);
     nonceText = req.nonce.toString("base64url");
     const csr = readCsr(req.csr);
 
