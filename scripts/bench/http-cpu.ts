@@ -380,6 +380,17 @@ if (values.serve && values.serve !== "bare" && !values.serve.startsWith("stub:")
       `  ${name.padEnd(10)} ${med(xs).toFixed(0).padStart(5)} µs  (min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)})`,
     );
   }
+  // A shared machine moves every window's CPU per issuance together, over seconds: the
+  // difference within a round (adjacent windows) cancels most of that.
+  const per = (name: string) => rows.filter((r) => r.name === name).map((r) => r.cpuUs);
+  const first = per(names[0]!);
+  for (const name of names.slice(1)) {
+    const d = per(name).map((x, i) => x - first[i]!);
+    const ratio = per(name).map((x, i) => x / first[i]!);
+    console.log(
+      `  ${name} - ${names[0]}: median of per-round differences ${med(d).toFixed(0)} µs, of ratios ${med(ratio).toFixed(3)}; lower in ${d.filter((x) => x < 0).length} of ${d.length} rounds`,
+    );
+  }
   load.kill();
   for (const s of servers) {
     s.send({ close: true });
