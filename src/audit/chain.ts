@@ -103,7 +103,19 @@ export function sealAuditEvent(
     prevHash: head ? head.hash : GENESIS_HASH,
   };
   const hash = createHash("sha256").update(hashInputWithData(unhashed, json), "utf8").digest();
-  return { ...unhashed, hash };
+  // Named, not `{ ...unhashed, hash }`: on Node 20 a spread followed by members costs µs.
+  return {
+    seq: unhashed.seq,
+    ts,
+    type: unhashed.type,
+    decision: unhashed.decision,
+    code: unhashed.code,
+    actor: unhashed.actor,
+    subject: unhashed.subject,
+    data: unhashed.data,
+    prevHash: unhashed.prevHash,
+    hash,
+  };
 }
 
 function checkInput(i: AuditEventInput): void {

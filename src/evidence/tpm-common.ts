@@ -174,7 +174,8 @@ export function deviceSigner(device: Device, qualifiedName: Buffer | null = null
       },
     );
   }
-  return { ...s, qualifiedName };
+  // Named, not `{ ...s, qualifiedName }`: on Node 20 a spread followed by members costs µs.
+  return { key: s.key, nameAlg: s.nameAlg, name: s.name, qualifiedName };
 }
 
 /**

@@ -23,7 +23,16 @@ export const MIN_LIFETIME_MS = 30_000;
  * binding's end, the agent's purpose end or the issuer's own expiry.
  */
 export function decideIssuance(f: IssuanceFacts): Decision {
-  const live = checkLiveness({ ...f, posture: f.profile });
+  // Named, not `{ ...f, posture }`: on Node 20 a spread followed by members costs µs.
+  const live = checkLiveness({
+    now: f.now,
+    owner: f.owner,
+    agent: f.agent,
+    binding: f.binding,
+    device: f.device,
+    maxAffirmationAge: f.maxAffirmationAge,
+    posture: f.profile,
+  });
   if (live) return live;
   const { profile, evidence, now } = f;
   if (!profile.formats.includes(evidence.format)) {

@@ -28,6 +28,7 @@ const FIRST_NON_WHITESPACE = /^[ \t\n\r]*([^ \t\n\r]|$)/;
 
 /** What app.ts's first middleware sets on every answer. */
 const HEADERS = { "cache-control": "no-store" } as const;
+const JSON_CONTENT = "application/json; charset=utf-8";
 
 /** Takes the request and answers it (true), or leaves it to the express app (false). */
 export type FastHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -54,13 +55,14 @@ export function fastIssuance(
     try {
       // As in the express routes: the id is checked after the body parsed.
       const agentId = agentIdOf(rawId);
-      const out = certificates
+      const json = certificates
         ? await handlers.certificate(agentId, body)
         : await handlers.challenge(agentId);
-      const json = JSON.stringify(out);
+      // A plain literal, not { ...HEADERS, ... }: on Node 20 a spread followed by members
+      // costs ~2 µs (the copy's map takes new transitions every time).
       res.writeHead(201, {
-        ...HEADERS,
-        "content-type": "application/json; charset=utf-8",
+        "cache-control": HEADERS["cache-control"],
+        "content-type": JSON_CONTENT,
         "content-length": Buffer.byteLength(json),
       });
       res.end(json);
