@@ -133,11 +133,11 @@ export function verifyTpmCertify(e: CertifyEvidence, x: CertifyExpectation): Evi
   return {
     format: TPM_CERTIFY,
     keyResidency: "tpm",
-    details: {
-      ...attestDetails(attest, sig, x.signer),
+    // Added to attestDetails' fresh object: on Node 20 a spread followed by members costs µs.
+    details: Object.assign(attestDetails(attest, sig, x.signer), {
       certifiedName: name.toString("hex"),
       keyType: keyTypeLabel(key),
-    },
+    }),
   };
 }
 

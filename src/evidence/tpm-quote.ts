@@ -177,13 +177,13 @@ export function verifyTpmQuote(e: QuoteEvidence, x: QuoteExpectation): EvidenceF
   return {
     format: TPM_QUOTE,
     keyResidency: "bound",
-    details: {
-      ...attestDetails(attest, sig, x.signer),
+    // Added to attestDetails' fresh object: on Node 20 a spread followed by members costs µs.
+    details: Object.assign(attestDetails(attest, sig, x.signer), {
       pcrSelection: selectionText(attest),
       pcrDigest: attest.attested.pcrDigest.toString("hex"),
       pcrValuesVerified: e.pcrValues !== undefined,
       pcrPolicy: x.pcrPolicy ? "matched" : "none",
-    },
+    }),
   };
 }
 

@@ -166,7 +166,9 @@ export class SqliteStore implements Store {
       // a temporary file that lives until COMMIT: a pwrite per journaled page, and a file
       // created and unlinked per group. In memory it stays (one transaction's pages at a
       // time: RELEASE empties it). It only ever serves a rollback inside the running
-      // transaction, so it has no part in what survives a crash.
+      // transaction, so it has no part in what survives a crash. A statement's temporary
+      // tables (the key list of deleteCertificatesExpiredBefore's IN (SELECT ... LIMIT ?),
+      // a tidy batch) are in memory too; every such statement here is bounded.
       this.db.pragma("temp_store = MEMORY");
       // A WAL that a long reader kept from being reset grows; once a checkpoint does reset
       // it, it is cut back to this size instead of keeping its high-water mark on disk.
