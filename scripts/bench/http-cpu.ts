@@ -12,7 +12,7 @@
  *        [--seconds 5] [--rounds 6] [--conc 16] [--agents 64] [--profile DIR]
  *
  * As production runs (compiled, no tsx; tsx's output names every closure at creation):
- *   npx tsc -p tsconfig.json --outDir /tmp/b-main   (in each tree: src, test, scripts)
+ *   bash scripts/bench/build-tree.sh /work/main /tmp/b-main; bash scripts/bench/build-tree.sh . /tmp/b-this
  *   node /tmp/b-this/scripts/bench/http-cpu.js --tree /tmp/b-main --tree /tmp/b-this
  *
  * --stub runs each tree's issuance handler (fast-issuance.ts) in front of canned answers
