@@ -6,7 +6,7 @@
 //
 //   node --import tsx scripts/bench-record.ts [full|noread]
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock } from "../src/runtime/clock.js";
@@ -17,9 +17,10 @@ import { recordIssuance } from "./bench/record-tx.js";
 
 const variant = process.argv[2] ?? "full";
 if (variant !== "full" && variant !== "noread") throw new Error(`unknown variant ${variant}: full or noread`);
+const dir = mkdtempSync(join(tmpdir(), "rec-"));
 // FACTS_CACHE=0 turns the issuance-facts cache off (the A side of an A/B).
 const store = new SqliteStore({
-  path: join(mkdtempSync(join(tmpdir(), "rec-")), "m.db"),
+  path: join(dir, "m.db"),
   factsCacheSize: process.env.FACTS_CACHE === undefined ? undefined : Number(process.env.FACTS_CACHE),
 });
 await store.migrate();
@@ -89,3 +90,5 @@ for (let round = 0; round < 4; round++) {
   );
 }
 await store.close();
+// Each run's database is ~40 MB of WAL and rows: nothing to keep.
+rmSync(dir, { recursive: true, force: true });
