@@ -13,7 +13,7 @@ import { ManualClock } from "../src/runtime/clock.js";
 import { SqliteStore } from "../src/store/sqlite/index.js";
 import { seedAgent } from "../test/e2e-replicas/helpers/cluster.js";
 import type { TestAgent } from "../test/helpers/test-ca.js";
-import { recordIssuance } from "./bench/record-tx.js";
+import { ISSUANCE_AUDIT_DATA, recordIssuance } from "./bench/record-tx.js";
 
 const variant = process.argv[2] ?? "full";
 if (variant !== "full" && variant !== "noread") throw new Error(`unknown variant ${variant}: full or noread`);
@@ -30,27 +30,6 @@ const clock = new ManualClock(Date.now());
 const issuerKeyId = randomBytes(20);
 const der = randomBytes(600);
 let next = 0;
-const data = {
-  serial: "x".repeat(32),
-  issuer: "int-1",
-  fingerprint: "f".repeat(64),
-  nonce: "n".repeat(43),
-  notBefore: 1,
-  notAfter: 2,
-  ownerId: "o",
-  deviceId: "dev_xxxxxxxx",
-  format: "tpm-certify",
-  keyResidency: "tpm",
-  evidence: {
-    signer: "a".repeat(68),
-    certifiedName: "b".repeat(68),
-    keyType: "ecc-p256",
-    sigAlg: "ecdsa-sha256",
-    clock: 123456,
-    resetCount: 1,
-    firmware: "1.2",
-  },
-};
 async function one() {
   const agent = agents[next++ % agents.length]!;
   if (variant !== "noread") await store.read((tx) => tx.getIssuanceFacts(agent.agentId));
@@ -58,7 +37,7 @@ async function one() {
     recordIssuance(tx, clock, agent, {
       issuerKeyId,
       der,
-      auditData: data,
+      auditData: ISSUANCE_AUDIT_DATA,
     }),
   );
 }

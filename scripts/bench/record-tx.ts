@@ -8,6 +8,29 @@ import type { Clock } from "../../src/runtime/clock.js";
 import type { StoreTx } from "../../src/store/store.js";
 import type { TestAgent } from "../../test/helpers/test-ca.js";
 
+/** An audit event's data the size and shape of a real tpm-certify issuance's. */
+export const ISSUANCE_AUDIT_DATA = {
+  serial: "x".repeat(32),
+  issuer: "int-1",
+  fingerprint: "f".repeat(64),
+  nonce: "n".repeat(43),
+  notBefore: 1,
+  notAfter: 2,
+  ownerId: "o",
+  deviceId: "dev_xxxxxxxx",
+  format: "tpm-certify",
+  keyResidency: "tpm",
+  evidence: {
+    signer: "a".repeat(68),
+    certifiedName: "b".repeat(68),
+    keyType: "ecc-p256",
+    sigAlg: "ecdsa-sha256",
+    clock: 123456,
+    resetCount: 1,
+    firmware: "1.2",
+  },
+};
+
 export interface RecordOptions {
   issuerKeyId: Buffer;
   der: Buffer;
