@@ -115,7 +115,7 @@ export function verifyChallenge(
  * caches them (SQLite) then has them at hand.
  */
 async function agentExists(store: Store, agentId: string): Promise<boolean> {
-  return (await store.read((tx) => tx.getIssuanceFacts(agentId))) !== null;
+  return (await store.readIssuanceFacts(agentId)) !== null;
 }
 
 /**

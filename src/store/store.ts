@@ -46,6 +46,14 @@ export interface Store {
    * tx()'s job. Nested calls (read or tx inside either) are not supported.
    */
   read<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /**
+   * What `read((tx) => tx.getIssuanceFacts(agentId))` returns, on one consistent view of
+   * committed data. Its own call because it is on every issuance (twice: the challenge and
+   * the pre-read before the evidence is checked): a backend that caches the facts may
+   * answer a hit with one atomic read that proves its entry current, without a
+   * transaction around it (SQLite: sqlite-reader.ts).
+   */
+  readIssuanceFacts(agentId: string): Promise<IssuanceFacts | null>;
   close(): Promise<void>;
   /** "sqlite" or "postgres", for logs and metrics. */
   readonly kind: string;

@@ -36,6 +36,9 @@ export function factsTests(store: StoreRef): void {
       expect(await store().read((tx) => tx.getIssuanceFacts(agentId))).toEqual(expected);
       // Twice: a second call (served from a cache, where there is one) is the same.
       expect(await store().read((tx) => tx.getIssuanceFacts(agentId))).toEqual(expected);
+      // And the store's own call for it (a cache hit without a transaction, where there is one).
+      expect(await store().readIssuanceFacts(agentId)).toEqual(expected);
+      expect(await store().readIssuanceFacts(agentId)).toEqual(expected);
       return inTx;
     }
 
@@ -51,6 +54,7 @@ export function factsTests(store: StoreRef): void {
 
     it("is null for an unknown agent, and the agent once it is inserted", async () => {
       expect(await store().read((tx) => tx.getIssuanceFacts("a1"))).toBeNull();
+      expect(await store().readIssuanceFacts("a1")).toBeNull();
       expect(await store().tx((tx) => tx.getIssuanceFacts("a1"))).toBeNull();
       const a = await store().tx((tx) => seedAgent(tx, "a1"));
       const f = await expectCurrent("a1");

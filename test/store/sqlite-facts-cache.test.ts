@@ -78,6 +78,7 @@ describe("SQLite issuance-facts cache", () => {
     const other = new Database(path);
     other.prepare("UPDATE owners SET status = 'deprovisioned' WHERE id = 'o-a1'").run();
     other.close();
+    expect((await s.readIssuanceFacts("a1"))!.owner!.status).toBe("deprovisioned");
     expect((await s.read((tx) => tx.getIssuanceFacts("a1")))!.owner!.status).toBe("deprovisioned");
     expect((await s.tx((tx) => tx.getIssuanceFacts("a1")))!.owner!.status).toBe("deprovisioned");
     await s.close();
@@ -94,9 +95,20 @@ describe("SQLite issuance-facts cache", () => {
     db.close();
     // Without its trigger the change is invisible to the cache: what it serves is the entry.
     expect((await cached.read((tx) => tx.getIssuanceFacts("a1")))!.owner!.status).toBe("active");
+    expect((await cached.readIssuanceFacts("a1"))!.owner!.status).toBe("active");
     expect((await uncached.read((tx) => tx.getIssuanceFacts("a1")))!.owner!.status).toBe("suspended");
+    expect((await uncached.readIssuanceFacts("a1"))!.owner!.status).toBe("suspended");
     await cached.close();
     await uncached.close();
+  });
+
+  it("readIssuanceFacts refuses to nest in a transaction and to run after close", async () => {
+    const s = await seeded(file());
+    await expect(s.tx(() => s.readIssuanceFacts("a1"))).rejects.toMatchObject({ code: "internal.error" });
+    await expect(s.read(() => s.readIssuanceFacts("a1"))).rejects.toMatchObject({ code: "internal.error" });
+    expect((await s.readIssuanceFacts("a1"))!.agent.id).toBe("a1");
+    await s.close();
+    await expect(s.readIssuanceFacts("a1")).rejects.toMatchObject({ code: "internal.error" });
   });
 
   it("keeps at most its capacity, dropping the least recently used", () => {

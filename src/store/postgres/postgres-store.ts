@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { MayflyError } from "../../errors/index.js";
 import type { Store, StoreTx } from "../store.js";
+import type { IssuanceFacts } from "../types.js";
 import { mapPgError } from "./errors.js";
 import { applyPgMigrations } from "./migrate.js";
 import { PG_MIGRATIONS } from "./migrations/index.js";
@@ -134,6 +135,11 @@ export class PostgresStore implements Store {
     const outcome = await this.attempt(fn, true);
     if (outcome.ok) return outcome.value;
     throw outcome.error;
+  }
+
+  /** No cache here (migration 0010 says why): the four locked-free reads of read(). */
+  readIssuanceFacts(agentId: string): Promise<IssuanceFacts | null> {
+    return this.read((tx) => tx.getIssuanceFacts(agentId));
   }
 
   private async attempt<T>(

@@ -5,6 +5,7 @@ import type BetterSqlite3 from "better-sqlite3";
 import Database from "better-sqlite3";
 import { MayflyError } from "../../errors/index.js";
 import type { Store, StoreTx } from "../store.js";
+import type { IssuanceFacts } from "../types.js";
 import { Checkpointer } from "./checkpointer.js";
 import { mapSqliteError } from "./errors.js";
 import { FactsCache } from "./facts-cache.js";
@@ -220,12 +221,33 @@ export class SqliteStore implements Store {
    */
   read<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     if (!this.walMode) return this.queueTx(fn, true);
-    if (this.inTx.getStore()) {
-      return Promise.reject(new MayflyError("internal.error", "nested store transactions are not supported"));
+    try {
+      return this.readConnection().run(fn);
+    } catch (e) {
+      return Promise.reject(e);
     }
-    if (this.closed) return Promise.reject(new MayflyError("internal.error", "the store is closed"));
+  }
+
+  /**
+   * read()'s answer for the issuance facts. On a file database with the facts cache, a
+   * hit costs one statement on the read connection and no BEGIN/COMMIT
+   * (SqliteReader.issuanceFacts); anything else is read().
+   */
+  readIssuanceFacts(agentId: string): Promise<IssuanceFacts | null> {
+    if (!this.walMode || !this.facts) return this.read((tx) => tx.getIssuanceFacts(agentId));
+    try {
+      return this.readConnection().issuanceFacts(agentId);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** The read-only connection (opened on first use), unless the call is nested or the store closed. */
+  private readConnection(): SqliteReader {
+    if (this.inTx.getStore()) throw new MayflyError("internal.error", "nested store transactions are not supported");
+    if (this.closed) throw new MayflyError("internal.error", "the store is closed");
     this.reader ??= new SqliteReader(this.path, this.busyTimeoutMs, this.inTx, this.facts);
-    return this.reader.run(fn);
+    return this.reader;
   }
 
   private queueTx<T>(fn: (tx: StoreTx) => Promise<T>, readOnly: boolean): Promise<T> {
