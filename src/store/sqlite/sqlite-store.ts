@@ -244,7 +244,8 @@ export class SqliteStore implements Store {
 
   /** The read-only connection (opened on first use), unless the call is nested or the store closed. */
   private readConnection(): SqliteReader {
-    if (this.inTx.getStore()) throw new MayflyError("internal.error", "nested store transactions are not supported");
+    if (this.inTx.getStore())
+      throw new MayflyError("internal.error", "nested store transactions are not supported");
     if (this.closed) throw new MayflyError("internal.error", "the store is closed");
     this.reader ??= new SqliteReader(this.path, this.busyTimeoutMs, this.inTx, this.facts);
     return this.reader;
