@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { MayflyError } from "../errors/index.js";
 import type { Clock } from "../runtime/clock.js";
 import type { StoreTx } from "../store/store.js";
-import type { AuditDecision, AuditEvent, AuditEventInput } from "../store/types.js";
+import type { AuditDecision, AuditEvent, AuditEventInput, AuditLink } from "../store/types.js";
 import { canonicalJson, canonicalJsonCopy, isWellFormedString } from "./canonical.js";
 
 /** The version of the hashed encoding; bump (and keep verifying v1) if its shape changes. */
@@ -82,11 +82,7 @@ export async function appendAudit(tx: StoreTx, clock: Clock, input: AuditEventIn
  * The event that follows `head` (null: the first event), with its hash. Pure: appendAudit
  * is this plus the store; split out so the CPU it costs can be measured on its own.
  */
-export function sealAuditEvent(
-  head: Pick<AuditEvent, "seq" | "hash"> | null,
-  ts: number,
-  input: AuditEventInput,
-): AuditEvent {
+export function sealAuditEvent(head: AuditLink | null, ts: number, input: AuditEventInput): AuditEvent {
   // One walk encodes data and copies it: the copy is what is stored, and it is exactly what
   // the hash covers (JSON.parse of the encoding would give the same object, at twice the
   // cost); later mutation of the caller's object cannot change either.

@@ -4,6 +4,7 @@ import type {
   AgentStatus,
   AgentTransfer,
   AuditEvent,
+  AuditLink,
   Binding,
   CaCertificate,
   CaJournalEntry,
@@ -229,8 +230,11 @@ export interface StoreTx {
   listTransfersByOwner(ownerId: string): Promise<AgentTransfer[]>;
 
   // audit: the audit module computes the chain; the store keeps it
-  /** The last event, locking the chain head until the transaction ends. */
-  auditHead(): Promise<AuditEvent | null>;
+  /**
+   * The last event's seq and hash (all the next event needs: not its data, which would be
+   * parsed for nothing on every append), locking the chain head until the transaction ends.
+   */
+  auditHead(): Promise<AuditLink | null>;
   insertAuditEvent(e: AuditEvent): Promise<void>;
   /** Events with seq >= fromSeq, in seq order, at most `limit`. */
   listAuditEvents(fromSeq: number, limit: number): Promise<AuditEvent[]>;

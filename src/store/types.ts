@@ -161,6 +161,8 @@ export interface AuditEvent extends AuditEventInput {
   prevHash: Buffer; // 32 zero bytes for seq 1
   hash: Buffer; // SHA-256 over the canonical encoding (see audit/)
 }
+/** What the next event links to: the head's seq and hash (StoreTx.auditHead). */
+export type AuditLink = Pick<AuditEvent, "seq" | "hash">;
 
 export type ActivationState = "pending" | "succeeded" | "failed";
 /**

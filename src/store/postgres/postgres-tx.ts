@@ -5,9 +5,11 @@ import {
   ACTIVATION_COLS,
   AGENT_COLS,
   AUDIT_COLS,
+  AUDIT_HEAD_SQL,
   activationFromRow,
   agentFromRow,
   auditFromRow,
+  auditLinkFromRow,
   BINDING_COLS,
   bindingFromRow,
   CA_COLS,
@@ -43,6 +45,7 @@ import type {
   AgentStatus,
   AgentTransfer,
   AuditEvent,
+  AuditLink,
   Binding,
   CaCertificate,
   CaJournalEntry,
@@ -629,16 +632,15 @@ export class PostgresTx extends PgTxBase implements StoreTx {
   }
 
   // audit
-  async auditHead(): Promise<AuditEvent | null> {
+  async auditHead(): Promise<AuditLink | null> {
     // Claim the head, then read it in a second statement: under READ COMMITTED that
     // statement's snapshot is taken after the lock was granted, so it sees the event the
     // previous holder committed. Both go in one round trip (every round trip made while
     // holding the head is time no other replica can append). Held until commit or
     // rollback, across every replica.
-    const head = `SELECT ${AUDIT_COLS} FROM audit_events ORDER BY seq DESC LIMIT 1`;
     const claim = this.readOnly ? null : AUDIT_CLAIM[this.auditLock];
-    const rows = await this.batch("auditHead", claim ? `${claim}; ${head}` : head);
-    return rows[0] ? auditFromRow(rows[0]) : null;
+    const rows = await this.batch("auditHead", claim ? `${claim}; ${AUDIT_HEAD_SQL}` : AUDIT_HEAD_SQL);
+    return rows[0] ? auditLinkFromRow(rows[0]) : null;
   }
   async insertAuditEvent(e: AuditEvent): Promise<void> {
     await this.run(

@@ -5,6 +5,7 @@ import type {
   AgentTransfer,
   AuditDecision,
   AuditEvent,
+  AuditLink,
   Binding,
   CaCertificate,
   CaJournalEntry,
@@ -285,6 +286,11 @@ export function ekRegistrationFromRow(r: Row): EkRegistration {
 }
 
 export const AUDIT_COLS = "seq, ts, type, decision, code, actor, subject, data, prev_hash, hash";
+/** The chain head's link, both backends (no data column: nothing to parse). */
+export const AUDIT_HEAD_SQL = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1";
+export function auditLinkFromRow(r: Row): AuditLink {
+  return { seq: num(r.seq), hash: buf(r.hash) };
+}
 /**
  * A row whose data is not JSON can only be the result of tampering (or corruption);
  * it is reported as audit.chain_broken naming the seq, so a verifier can locate it

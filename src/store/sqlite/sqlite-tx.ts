@@ -7,6 +7,7 @@ import type {
   AgentStatus,
   AgentTransfer,
   AuditEvent,
+  AuditLink,
   Binding,
   CaCertificate,
   CaJournalEntry,
@@ -26,9 +27,11 @@ import {
   ACTIVATION_COLS,
   AGENT_COLS,
   AUDIT_COLS,
+  AUDIT_HEAD_SQL,
   activationFromRow,
   agentFromRow,
   auditFromRow,
+  auditLinkFromRow,
   BINDING_COLS,
   bindingFromRow,
   CA_COLS,
@@ -70,7 +73,6 @@ function userNameKey(userName: string): string {
 // The statements every issuance runs, built once: a SQL string built per call is hashed
 // anew by every statement-cache lookup (~0.4 µs for these lengths).
 const INSERT_CERTIFICATE_SQL = `INSERT INTO certificates (${CERTIFICATE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`;
-const AUDIT_HEAD_SQL = `SELECT ${AUDIT_COLS} FROM audit_events ORDER BY seq DESC LIMIT 1`;
 const INSERT_AUDIT_EVENT_SQL = `INSERT INTO audit_events (${AUDIT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 /**
@@ -563,10 +565,10 @@ export class SqliteTx extends SqliteTxBase implements StoreTx {
   }
 
   // audit
-  async auditHead(): Promise<AuditEvent | null> {
+  async auditHead(): Promise<AuditLink | null> {
     // BEGIN IMMEDIATE already holds the write lock, so the head cannot move under us.
     const r = this.get("auditHead", AUDIT_HEAD_SQL, []);
-    return r ? auditFromRow(r) : null;
+    return r ? auditLinkFromRow(r) : null;
   }
   async insertAuditEvent(e: AuditEvent): Promise<void> {
     this.run("insertAuditEvent", INSERT_AUDIT_EVENT_SQL, [
