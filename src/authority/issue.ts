@@ -199,7 +199,10 @@ async function record(
   // Device posture (managed, compliant, assigned, fresh) too: an MDM event committed since
   // the first read is seen here.
   const live = checkLiveness({
-    ...facts,
+    agent: facts.agent,
+    owner: facts.owner,
+    device: facts.device,
+    binding: facts.binding,
     now: r.now,
     maxAffirmationAge: config.owners.maxAffirmationAge,
     posture: profileOf(config, facts.agent),
