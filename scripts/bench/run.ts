@@ -4,7 +4,11 @@
 //
 //   npm run bench -- [--quick] [--reps 3] [--seconds 10] [--devices 2000] [--workers 2]
 //                    [--clients 2] [--conc 16,64] [--no-scale] [--profile DIR]
-//                    [--profile-clients DIR] [--keep]
+//                    [--profile-clients DIR] [--keep] [--floor] [--profile-floor DIR]
+//
+// --floor adds a third peer, floor-server.ts: a bare node:https server doing per issuance
+// only the work Mayfly's design mandates (a measuring tool, not a CA), driven by the same
+// load as Mayfly and interleaved with the other two.
 import { type ChildProcess, fork } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +17,7 @@ import Database from "better-sqlite3";
 import { openStore } from "../../src/store/open.js";
 import type { RunMessage, RunResult } from "./load-worker.js";
 import { cpuMicros, processTree, rssBytes } from "./procfs.js";
-import { opensslSpeed, REPO, type Running, startCfssl, startMayfly } from "./servers.js";
+import { opensslSpeed, REPO, type Running, startCfssl, startFloor, startMayfly } from "./servers.js";
 import { enrolDevices, seedScale } from "./setup.js";
 
 const argv = process.argv.slice(2);
@@ -36,6 +40,10 @@ const SCALE_CERTS = Number(opt("--scale-certs", "1000000"));
 const PROFILE = has("--profile") ? opt("--profile", join(REPO, "bench-profile")) : null;
 const PROFILE_CLIENTS = has("--profile-clients")
   ? opt("--profile-clients", join(REPO, "bench-profile-clients"))
+  : null;
+const FLOOR = has("--floor") || has("--profile-floor");
+const PROFILE_FLOOR = has("--profile-floor")
+  ? opt("--profile-floor", join(REPO, "bench-profile-floor"))
   : null;
 const SPEED_SECONDS = quick ? 1 : 3;
 const TRUST_DOMAIN = "mayfly.internal";
@@ -84,8 +92,10 @@ function startClient(devicesPath: string, slot: number, slots: number): Promise<
   });
 }
 
+type Target = "mayfly" | "cfssl" | "floor";
+
 interface CaseResult {
-  target: "mayfly" | "cfssl";
+  target: Target;
   conc: number;
   rep: number;
   rate: number;
@@ -113,7 +123,7 @@ function median(xs: number[]): number {
 async function runCase(
   clients: Client[],
   server: Running,
-  target: "mayfly" | "cfssl",
+  target: Target,
   conc: number,
   rep: number,
 ): Promise<CaseResult> {
@@ -122,7 +132,8 @@ async function runCase(
   );
   const msg = (concurrency: number): RunMessage => ({
     cmd: "run",
-    target,
+    // The floor speaks Mayfly's agent protocol: the load drives it exactly as it drives Mayfly.
+    target: target === "cfssl" ? "cfssl" : "mayfly",
     url: server.url,
     caPem: server.caPem,
     concurrency,
@@ -205,6 +216,17 @@ async function main(): Promise<void> {
     progress: (n) => say(`  activated ${n}/${DEVICES} devices`),
   });
   say(`${DEVICES} simulated TPM devices activated through /v1/devices/activations; agents seeded`);
+  // After enrolment: the floor reads the devices file for each agent's AK.
+  const floor = FLOOR
+    ? await startFloor({
+        dir: join(dir, "floor"),
+        devicesPath,
+        workers: WORKERS,
+        trustDomain: TRUST_DOMAIN,
+        nodeArgs: PROFILE_FLOOR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_FLOOR}`] : [],
+      })
+    : null;
+  if (floor) say(`floor up at ${floor.url} (pids ${processTree(floor.proc.pid!).join(",")})`);
   const clients = await Promise.all(
     Array.from({ length: CLIENTS }, (_, i) => startClient(devicesPath, i, CLIENTS)),
   );
@@ -214,11 +236,13 @@ async function main(): Promise<void> {
   try {
     for (let rep = 1; rep <= REPS; rep++) {
       for (const conc of CONCS) {
-        // A B within a repetition, and the order flipped every other one (A B B A).
-        const order: ["mayfly" | "cfssl", Running][] = [
+        // A B within a repetition, and the order flipped every other one (A B B A); with the
+        // floor, A B C then C B A.
+        const order: [Target, Running][] = [
           ["mayfly", mayfly],
           ["cfssl", cfssl],
         ];
+        if (floor) order.push(["floor", floor]);
         if (rep % 2 === 0) order.reverse();
         for (const [target, server] of order) {
           const r = await runCase(clients, server, target, conc, rep);
@@ -249,7 +273,7 @@ async function main(): Promise<void> {
           }),
       ),
     );
-    await Promise.all([mayfly.stop(), cfssl.stop()]);
+    await Promise.all([mayfly.stop(), cfssl.stop(), floor?.stop()]);
     if (PROFILE)
       say(
         `CPU profiles in ${PROFILE} (summarise: node --import tsx scripts/bench/profile-top.ts ${PROFILE})`,
@@ -257,6 +281,10 @@ async function main(): Promise<void> {
     if (PROFILE_CLIENTS)
       say(
         `load-process CPU profiles in ${PROFILE_CLIENTS} (summarise: node --import tsx scripts/bench/profile-top.ts ${PROFILE_CLIENTS})`,
+      );
+    if (PROFILE_FLOOR)
+      say(
+        `floor CPU profiles in ${PROFILE_FLOOR} (summarise: node --import tsx scripts/bench/profile-top.ts ${PROFILE_FLOOR})`,
       );
     if (!has("--keep")) rmSync(dir, { recursive: true, force: true });
   }
@@ -313,17 +341,18 @@ function report(results: CaseResult[], speed: { sign: number; verify: number }, 
   rows.push("");
   rows.push(
     `Results: medians of ${REPS} interleaved repetitions, ${SECONDS} s each; latency per issuance ` +
-      "(Mayfly: challenge + certificate; cfssl: one sign request)",
+      `(Mayfly${FLOOR ? " and floor" : ""}: challenge + certificate; cfssl: one sign request)`,
   );
+  const targets: Target[] = FLOOR ? ["mayfly", "cfssl", "floor"] : ["mayfly", "cfssl"];
   rows.push(
     `${"case".padEnd(12)}${pad("iss/s", 8)}${pad("req/s", 8)}${pad("p50 ms", 8)}${pad("p99 ms", 8)}` +
-      `${pad("CPU µs/iss", 12)}${pad("client µs", 11)}${pad("RSS MiB", 9)}${pad("M/cfssl", 9)}`,
+      `${pad("CPU µs/iss", 12)}${pad("client µs", 11)}${pad("RSS MiB", 9)}${pad(FLOOR ? "x/cfssl" : "M/cfssl", 9)}`,
   );
   const med = (t: string, c: number, k: keyof CaseResult) =>
     median(results.filter((r) => r.target === t && r.conc === c).map((r) => r[k] as number));
   for (const c of CONCS) {
-    for (const t of ["mayfly", "cfssl"]) {
-      const ratio = t === "mayfly" ? (med("mayfly", c, "rate") / med("cfssl", c, "rate")).toFixed(2) : "";
+    for (const t of targets) {
+      const ratio = t !== "cfssl" ? (med(t, c, "rate") / med("cfssl", c, "rate")).toFixed(2) : "";
       rows.push(
         `${`${t} c=${c}`.padEnd(12)}${pad(med(t, c, "rate").toFixed(0), 8)}${pad(med(t, c, "reqRate").toFixed(0), 8)}` +
           `${pad(med(t, c, "p50").toFixed(1), 8)}${pad(med(t, c, "p99").toFixed(1), 8)}` +
@@ -367,7 +396,7 @@ function report(results: CaseResult[], speed: { sign: number; verify: number }, 
     `Whole-machine CPU per issuance (server + load tool, sharing ${cores} cores) and the rate it allows:`,
   );
   for (const c of CONCS) {
-    for (const t of ["mayfly", "cfssl"]) {
+    for (const t of targets) {
       const server = med(t, c, "cpuUs");
       const load = med(t, c, "clientCpuUs");
       const ceiling = (cores * 1e6) / (server + load);
@@ -385,8 +414,36 @@ function report(results: CaseResult[], speed: { sign: number; verify: number }, 
     `Targets at c=${Math.max(...CONCS)}: Mayfly/cfssl ${ratio64.toFixed(2)} (>= 0.5: ${ratio64 >= 0.5 ? "met" : "NOT met"}; ` +
       `stretch 1.0: ${ratio64 >= 1 ? "met" : "not met"}), p99 ${p99.toFixed(1)} ms (<= 50: ${p99 <= 50 ? "met" : "NOT met"})`,
   );
+  if (FLOOR) rows.push(...floorLines(med, mayflyCrypto));
   rows.push(...scale);
   process.stdout.write(`${rows.join("\n")}\n`);
+}
+
+/**
+ * What the floor says about Mayfly: its server CPU per issuance next to Mayfly's, the
+ * crypto's share of it, and the Mayfly server CPU the 0.5x target allows at the measured
+ * load and cfssl costs (the machine's cores are shared, so the rate ratio is about
+ * (cfssl server + load) / (Mayfly server + load)).
+ */
+function floorLines(med: (t: string, c: number, k: keyof CaseResult) => number, crypto: number): string[] {
+  const out = [
+    "",
+    "Floor (floor-server.ts: only the mandated work per issuance; a measuring tool, not a CA):",
+  ];
+  for (const c of CONCS) {
+    const f = med("floor", c, "cpuUs");
+    const m = med("mayfly", c, "cpuUs");
+    const cfssl = med("cfssl", c, "cpuUs") + med("cfssl", c, "clientCpuUs");
+    const whole = (t: string) => cfssl / (med(t, c, "cpuUs") + med(t, c, "clientCpuUs"));
+    const allowed = 2 * cfssl - med("mayfly", c, "clientCpuUs");
+    out.push(
+      `  c=${c}: floor server ${f.toFixed(0)} µs/iss (crypto ${((100 * crypto) / f).toFixed(0)}% of it), ` +
+        `Mayfly ${m.toFixed(0)} µs = floor + ${(m - f).toFixed(0)}; cfssl/x whole-machine CPU: ` +
+        `floor ${whole("floor").toFixed(2)}, mayfly ${whole("mayfly").toFixed(2)}; ` +
+        `0.5x needs Mayfly's server <= ${allowed.toFixed(0)} µs at its load's ${med("mayfly", c, "clientCpuUs").toFixed(0)} µs`,
+    );
+  }
+  return out;
 }
 
 main().catch((e) => {

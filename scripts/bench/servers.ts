@@ -1,12 +1,13 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 
 // The two servers under test, each on loopback over TLS: Mayfly (`mayfly serve`, its own
 // process tree) and Cloudflare's cfssl (`cfssl serve` from Debian's golang-cfssl) with an
-// ECDSA P-256 CA made by openssl.
+// ECDSA P-256 CA made by openssl. With --floor a third: floor-server.ts, the least a Node
+// server can do per Mayfly issuance (a measuring tool, not a CA).
 
 export interface Running {
   name: string;
@@ -129,6 +130,59 @@ export async function startMayfly(o: MayflyOptions): Promise<Running & { dataDir
     dbPath: join(dataDir, "mayfly.db"),
     stop: stopper(proc, "SIGINT"),
   };
+}
+
+export interface FloorOptions {
+  dir: string;
+  /** The bench's devices file (setup.ts): which AK each agent's device certifies with. */
+  devicesPath: string;
+  workers: number;
+  trustDomain: string;
+  /** Extra node flags for the floor's processes (e.g. --cpu-prof; the workers inherit them). */
+  nodeArgs?: string[];
+}
+
+/**
+ * floor-server.ts, compiled first (build-tree.sh: plain node runs it, as Mayfly runs from
+ * dist; under tsx every closure is named at creation), node:cluster with `workers` workers,
+ * its own P-256 root in DIR/root.pem for the load tool to trust.
+ */
+export async function startFloor(o: FloorOptions): Promise<Running> {
+  mkdirSync(o.dir, { recursive: true });
+  const build = join(o.dir, "build");
+  execFileSync("bash", [join(REPO, "scripts/bench/build-tree.sh"), REPO, build], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const port = await freePort();
+  const log = openSync(join(o.dir, "floor.log"), "a");
+  const proc = spawn(
+    process.execPath,
+    [
+      ...(o.nodeArgs ?? []),
+      join(build, "scripts/bench/floor-server.js"),
+      "--dir",
+      o.dir,
+      "--devices",
+      o.devicesPath,
+      "--port",
+      String(port),
+      "--workers",
+      String(o.workers),
+      "--trust-domain",
+      o.trustDomain,
+    ],
+    { cwd: REPO, stdio: ["ignore", log, log] },
+  );
+  const url = `https://127.0.0.1:${port}`;
+  let caPem = "";
+  await waitFor("floor", async () => {
+    if (proc.exitCode !== null) throw new Error(`floor exited; see ${join(o.dir, "floor.log")}`);
+    // Written by the primary once every worker listens.
+    if (!existsSync(join(o.dir, "ready"))) return false;
+    caPem = readFileSync(join(o.dir, "root.pem"), "utf8");
+    return (await get(`${url}/readyz`, caPem)) === 200;
+  });
+  return { name: "floor", url, caPem, proc, stop: stopper(proc, "SIGINT") };
 }
 
 function openssl(args: string[], cwd: string): void {
