@@ -10,7 +10,7 @@ import type { Clock, Random } from "../runtime/clock.js";
 import type { Store, StoreTx } from "../store/store.js";
 import type { Activation } from "../store/types.js";
 import { makeCredential, unmarshalTpm2bPublic } from "../tpm/index.js";
-import { recordDenial } from "./deny.js";
+import { markRecorded, recordDenial } from "./deny.js";
 import { b64url, parseBody } from "./wire.js";
 
 export interface ActivationDeps {
@@ -176,7 +176,7 @@ export async function completeActivation(
     if (!outcome.ok) throw new Recorded(outcome.error);
     return outcome.done;
   } catch (err) {
-    if (err instanceof Recorded) throw err.error;
+    if (err instanceof Recorded) throw markRecorded(err.error);
     throw await recordDenial(store, clock, err, { type: "device.activation.complete", actor: null, subject });
   }
 }

@@ -1,6 +1,7 @@
 import { isMayflyError, MayflyError } from "../errors/index.js";
 import { buildIntermediate, newSerial } from "../x509/index.js";
 import { fingerprint } from "./ca-state.js";
+import { markRecorded } from "./deny.js";
 import {
   type IntermediateAction,
   intermediateRotationId,
@@ -172,7 +173,7 @@ export async function canaryIntermediate(deps: RotationDeps, view: RotationView,
         data: { detail: e.detail },
       }),
     );
-    throw e;
+    throw markRecorded(e);
   }
   await step(deps, "intermediate.canary", async (tx, at) => {
     const data = { canaryFingerprint: result.fingerprint, root: root.id };

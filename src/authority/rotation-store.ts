@@ -5,6 +5,7 @@ import type { KeySpec, KeyStore } from "../keys/keystore.js";
 import type { Clock, Random } from "../runtime/clock.js";
 import type { Store, StoreTx } from "../store/store.js";
 import type { AuditEventInput, CaCertificate, CaJournalKind } from "../store/types.js";
+import { markRecorded } from "./deny.js";
 import type { IntermediateNode, RotationView } from "./rotation-plan.js";
 import { issuerIdOf } from "./rotation-x509.js";
 
@@ -129,7 +130,7 @@ export async function refuse(
       data: { detail: err.detail, ...data },
     }),
   );
-  throw err;
+  throw markRecorded(err);
 }
 
 export const iso = (t: number | null | undefined): string | null =>

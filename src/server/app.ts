@@ -61,7 +61,7 @@ export function createApp(ctx: ServerContext, handlers = issuanceHandlers(ctx)):
   app.use((req, _res, next) => {
     next(new MayflyError("request.not_found", `no route for ${req.method} ${req.path}`));
   });
-  app.use(problemHandler(ctx.log));
+  app.use(problemHandler(ctx));
   return app;
 }
 

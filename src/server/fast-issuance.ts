@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { MayflyError } from "../errors/index.js";
 import type { ServerContext } from "./context.js";
 import { asMayflyError, writeProblem } from "./problem.js";
+import { recordRefusal } from "./refusals.js";
 import { agentIdOf, type IssuanceHandlers, issuanceHandlers } from "./routes/issuance.js";
 
 // The two requests every issuance makes (challenge, then certificate) served without
@@ -40,8 +41,12 @@ export function fastIssuance(
   const limit = ctx.config.server.bodyLimitBytes;
   const log = ctx.log;
 
+  // As the express app's problemHandler: the refusal recorded (refusals.ts), then the answer.
   const fail = (req: IncomingMessage, res: ServerResponse, path: string, err: unknown) => {
-    writeProblem(res, asMayflyError(err, log, path), req.url ?? path, HEADERS);
+    const me = asMayflyError(err, log, path);
+    void recordRefusal(ctx, err, me, { method: "POST", path }).then(() =>
+      writeProblem(res, me, req.url ?? path, HEADERS),
+    );
   };
 
   const answer = async (

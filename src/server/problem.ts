@@ -2,6 +2,8 @@ import type { ServerResponse } from "node:http";
 import type { ErrorRequestHandler, Response } from "express";
 import type { Logger } from "pino";
 import { type ErrorCode, isMayflyError, MayflyError } from "../errors/index.js";
+import type { ServerContext } from "./context.js";
+import { recordRefusal } from "./refusals.js";
 
 /** The RFC 9457 problem document Mayfly answers every error with. */
 export interface Problem {
@@ -87,8 +89,12 @@ export function writeProblem(
   res.end(body);
 }
 
-export function problemHandler(log: Logger): ErrorRequestHandler {
+/** The JSON API's last middleware: the refusal recorded (refusals.ts), then the problem answer. */
+export function problemHandler(ctx: Pick<ServerContext, "store" | "clock" | "log">): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    sendProblem(res, asMayflyError(err, log, req.path), req.originalUrl);
+    const me = asMayflyError(err, ctx.log, req.path);
+    void recordRefusal(ctx, err, me, { method: req.method, path: req.path }).then(() =>
+      sendProblem(res, me, req.originalUrl),
+    );
   };
 }

@@ -124,10 +124,17 @@ interface Observed {
   took: "fast" | "express";
   metrics: Record<string, number>;
   logs: Record<string, unknown>[];
+  /** The audit events the request wrote, without seq, ts and hashes. */
+  audit: Record<string, unknown>[];
+}
+
+async function auditSeq(): Promise<number> {
+  return ca.running.store.tx(async (tx) => (await tx.auditHead())?.seq ?? 0);
 }
 
 async function observe(m: "fast" | "express", r: Req): Promise<Observed> {
   const before = await counters();
+  const seq = await auditSeq();
   const took = tookFast;
   const logsAt = logLines.length;
   mode = m;
@@ -143,7 +150,16 @@ async function observe(m: "fast" | "express", r: Req): Promise<Observed> {
       if (rest.msg === "request") expect(typeof ms).toBe("number");
       return rest;
     });
-  return { res, took: served, metrics: delta(before, await counters()), logs };
+  const events = await ca.running.store.tx((tx) => tx.listAuditEvents(seq + 1, 100));
+  const audit = events.map(({ type, decision, code, actor, subject, data }) => ({
+    type,
+    decision,
+    code,
+    actor,
+    subject,
+    data,
+  }));
+  return { res, took: served, metrics: delta(before, await counters()), logs, audit };
 }
 
 type Ctx = { agent: TestAgent; extra?: Record<string, string> };
@@ -415,7 +431,16 @@ function normalise(o: Observed, c: Case, agentId: string) {
     }
   }
   const logs = o.logs.map((l) => JSON.parse(anon(JSON.stringify(l))));
-  return { status: o.res.status, headers, body, metrics: o.metrics, logs };
+  // Values unique per request (nonces, serials, fingerprints) by shape, as in the body.
+  const audit = o.audit.map((e) =>
+    JSON.parse(
+      anon(JSON.stringify(e)).replace(
+        /"(nonce|serial|fingerprint|certifiedName|signer|clock|ownerId|deviceId|notBefore|notAfter)":("[^"]*"|\d+)/g,
+        '"$1":"<$1>"',
+      ),
+    ),
+  );
+  return { status: o.res.status, headers, body, metrics: o.metrics, logs, audit };
 }
 
 describe("the hand-written issuance handler answers as the express app does", () => {
@@ -431,6 +456,13 @@ describe("the hand-written issuance handler answers as the express app does", ()
       }
       const [viaExpress, viaFast] = answers;
       expect(viaFast).toEqual(viaExpress);
+      // A refusal is in the audit log once, with the problem's code, whichever layer refused
+      // (authority/ or the HTTP layer, server/refusals.ts); a grant writes no deny.
+      const denies = viaFast!.audit.filter((e: { decision: string }) => e.decision === "deny");
+      if (viaFast!.status >= 400) {
+        expect(denies).toHaveLength(1);
+        expect(denies[0].code).toBe((viaFast!.body as { code: string }).code);
+      } else expect(denies).toHaveLength(0);
       // Every answer carries the app's headers and a request log line.
       expect(viaFast!.headers["cache-control"]).toBe("no-store");
       expect(viaFast!.logs.filter((l) => l.msg === "request")).toHaveLength(1);
