@@ -1,7 +1,7 @@
 // CPU per issuance of the store's part alone, in one process, at concurrency 64: the
-// pre-read (store.read) and the recording transaction (re-read, certificate row carrying
+// pre-read (store.readIssuanceFacts) and the recording transaction (re-read, certificate row carrying
 // the nonce, agent mark, audit append), with SQLite durability "full". Variants: "full",
-// "noread" (without read()). (Builds before migration 0011 also inserted a
+// "noread" (without the pre-read). (Builds before migration 0011 also inserted a
 // redeemed-challenge row, and had a "nochallenge" variant without it.)
 //
 //   node --import tsx scripts/bench-record.ts [full|noread]
