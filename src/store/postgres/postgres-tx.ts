@@ -343,11 +343,12 @@ export class PostgresTx extends PgTxBase implements StoreTx {
     const full = await this.getAgent(agentId);
     if (!full) return null;
     const { lastIssuedAt: _, ...agent } = full;
-    const [owner, device, binding] = await Promise.all([
-      this.getOwner(agent.ownerId),
-      this.getDevice(agent.deviceId),
-      this.getBinding(agentId),
-    ]);
+    // One after another: a pg client runs one query at a time anyway (its queue sends the
+    // next when the last has answered), and queueing several at once is deprecated in pg 8
+    // (it warned on every issuance) and gone in pg 9.
+    const owner = await this.getOwner(agent.ownerId);
+    const device = await this.getDevice(agent.deviceId);
+    const binding = await this.getBinding(agentId);
     return freezeFacts({ agent, owner, device, binding });
   }
 
