@@ -312,7 +312,7 @@ async function scalePhase(clients: Client[], mayfly: Running & { dbPath: string 
   const cutoff = Date.now() - 7 * 86_400_000;
   for (let i = 0; i < 3; i++) {
     const t = performance.now();
-    const n = await store.tx((tx) => tx.deleteCertificatesExpiredBefore(cutoff, 500));
+    const n = await store.tx((tx) => tx.deleteCertificatesExpiredBefore(cutoff, 200));
     out.push(`  tidy batch ${i + 1}: deleted ${n} expired rows in ${(performance.now() - t).toFixed(0)} ms`);
   }
   await store.close();

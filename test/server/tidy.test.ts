@@ -64,6 +64,38 @@ describe("retention tidy job", () => {
     expect(await tidyOnce(o)).toBe(1);
     await store.close();
   });
+
+  it("pauses after each full batch for pauseRatio times as long as the batch took", async () => {
+    const store = new SqliteStore({ path: join(dir, "tidy-pace.db") });
+    await store.migrate();
+    const now = T0 + 30 * DAY;
+    await store.tx(async (tx) => {
+      await seedAgent(tx, "a1");
+      for (let i = 0; i < 5; i++) {
+        await tx.insertCertificate(
+          certificate(`s${i}`, "a1", { notBefore: now - 21 * DAY, notAfter: now - 20 * DAY }),
+        );
+      }
+    });
+    // Each batch "takes" 5 ms by this clock (read once before it and once after).
+    let t = 0;
+    const sleeps: number[] = [];
+    const deleted = await tidyOnce({
+      store,
+      clock: new ManualClock(now),
+      log: pino({ level: "silent" }),
+      certificateRetention: 7 * DAY,
+      batch: 2,
+      elapsed: () => (t += 5),
+      sleep: async (ms) => {
+        sleeps.push(ms);
+      },
+    });
+    // Batches of 2, 2, 1: a pause of 3 x 5 ms after each full one, none after the last.
+    expect(deleted).toBe(5);
+    expect(sleeps).toEqual([15, 15]);
+    await store.close();
+  });
 });
 
 // A certificate row is the only record that its challenge nonce was used (the unique
