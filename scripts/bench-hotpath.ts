@@ -35,7 +35,7 @@ import {
   readCsr,
 } from "../src/x509/index.js";
 import { makeIssuer } from "../test/x509/fixtures.js";
-import { certify, createKey, type SimAk, simAk, simEk } from "./bench/sim-tpm.js";
+import { certify, certifyAttestation, createKey, type SimAk, simAk, simEk } from "./bench/sim-tpm.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: number) => {
@@ -116,12 +116,7 @@ function makeCase(dev: Dev): Case {
     body: {
       csr: b64(csr),
       nonce: b64(nonce),
-      attestation: {
-        format: "tpm-certify",
-        keyPublic: b64(key.tpm2b),
-        certifyInfo: b64(ev.attest),
-        signature: b64(ev.signature),
-      },
+      attestation: certifyAttestation(key, ev),
     },
   };
 }

@@ -14,7 +14,7 @@ import { buildCsr, softwareCsrSigner } from "../../src/agent/csr.js";
 import { bindingDigest } from "../../src/evidence/binding.js";
 import type { DeviceLine } from "./load-worker.js";
 import { startFloor } from "./servers.js";
-import { certify, createKey, simAk, simEk } from "./sim-tpm.js";
+import { certify, certifyAttestation, createKey, simAk, simEk } from "./sim-tpm.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mayfly-floor-check-"));
 const devices = Array.from({ length: 4 }, (_, i) => ({ agentId: `bench-${i}`, ak: simAk(simEk()) }));
@@ -33,8 +33,6 @@ writeFileSync(
     .join("\n"),
 );
 
-const b64 = (b: Buffer) => b.toString("base64url");
-
 async function issue(client: CaClient, d: (typeof devices)[number], tamper = false) {
   const { nonce } = await client.challenge(d.agentId);
   const key = createKey();
@@ -44,12 +42,7 @@ async function issue(client: CaClient, d: (typeof devices)[number], tamper = fal
   return client.requestCertificate(d.agentId, {
     csr,
     nonce,
-    attestation: {
-      format: "tpm-certify",
-      keyPublic: b64(key.tpm2b),
-      certifyInfo: b64(evidence.attest),
-      signature: b64(evidence.signature),
-    },
+    attestation: certifyAttestation(key, evidence),
   });
 }
 

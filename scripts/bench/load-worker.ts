@@ -15,7 +15,7 @@ import { bindingDigest } from "../../src/evidence/binding.js";
 import { objectName } from "../../src/tpm/index.js";
 import { unmarshalTpm2bPublic } from "../../src/tpm/public.js";
 import { bitString, oid, sequence } from "../../src/x509/der.js";
-import { certify, createKey, p256Key, type SimAk } from "./sim-tpm.js";
+import { certify, certifyAttestation, createKey, p256Key, type SimAk } from "./sim-tpm.js";
 
 export interface DeviceLine {
   agentId: string;
@@ -80,7 +80,6 @@ function loadDevices(path: string, slot: number, slots: number): Agentish[] {
   return out;
 }
 
-const b64 = (b: Buffer): string => b.toString("base64url");
 const REQUEST_TIMEOUT_MS = 15_000;
 
 const ECDSA_SHA256 = sequence(oid("1.2.840.10045.4.3.2"));
@@ -103,12 +102,7 @@ async function mayflyIssue(client: CaClient, a: Agentish): Promise<void> {
   await client.requestCertificate(a.agentId, {
     csr,
     nonce,
-    attestation: {
-      format: "tpm-certify",
-      keyPublic: b64(key.tpm2b),
-      certifyInfo: b64(evidence.attest),
-      signature: b64(evidence.signature),
-    },
+    attestation: certifyAttestation(key, evidence),
   });
 }
 

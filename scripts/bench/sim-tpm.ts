@@ -228,6 +228,19 @@ export function createKey(): CertifiedKey {
 
 let clock = 1_000_000n;
 
+/** The tpm-certify attestation of a certificate request (DESIGN.md's wire form), base64url. */
+export function certifyAttestation(
+  key: CertifiedKey,
+  evidence: { attest: Buffer; signature: Buffer },
+): { format: "tpm-certify"; keyPublic: string; certifyInfo: string; signature: string } {
+  return {
+    format: "tpm-certify",
+    keyPublic: key.tpm2b.toString("base64url"),
+    certifyInfo: evidence.attest.toString("base64url"),
+    signature: evidence.signature.toString("base64url"),
+  };
+}
+
 /** TPM2_Certify(key, AK) with extraData: the bare TPMS_ATTEST and its TPMT_SIGNATURE. */
 export function certify(
   ak: SimAk,
