@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Bundle, BundleEntry } from "../../src/authority/bundle.js";
 import { bundlePem } from "../../src/authority/bundle.js";
 import { toPem } from "../../src/authority/ca-state.js";
-import { issuanceAnswers, leafPemJson } from "../../src/server/routes/issuance-answer.js";
+import { type IssuedParts, issuanceAnswers, leafPemJson } from "../../src/server/routes/issuance-answer.js";
 
 // The issuance answers are built as text; they must be byte for byte what JSON.stringify
 // gives for the objects the routes answered with before (and what express's res.json sends).
@@ -25,15 +25,7 @@ function bundleOf(...ders: Buffer[]): Bundle {
   };
 }
 
-function expected(out: {
-  der: Buffer;
-  chain: Buffer[];
-  serial: Buffer;
-  notBefore: number;
-  notAfter: number;
-  renewAfter: number;
-  bundle: Bundle;
-}): string {
+function expected(out: IssuedParts & { bundle: Bundle }): string {
   return JSON.stringify({
     certificate: toPem(out.der),
     chain: out.chain.map(toPem),

@@ -1,15 +1,9 @@
 import { type Bundle, bundlePem } from "../../authority/bundle.js";
 import { toPem } from "../../authority/ca-state.js";
+import type { Issued } from "../../authority/issue.js";
 
-/** What an issuance answer is made of (authority/issue.ts Issued, and the bundle served). */
-export interface IssuedParts {
-  der: Buffer;
-  chain: Buffer[];
-  serial: Buffer;
-  notBefore: number;
-  notAfter: number;
-  renewAfter: number;
-}
+/** What an issuance answer is made of: authority/issue.ts's Issued but its evidence facts (and the bundle served). */
+export type IssuedParts = Omit<Issued, "evidence">;
 
 /**
  * The 201 bodies of the two issuance routes as JSON text: exactly JSON.stringify of
